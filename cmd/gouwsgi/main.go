@@ -1,0 +1,161 @@
+// Command gouwsgi runs a node: it reads a uWSGI-style configuration (ini
+// files, flags, UWSGI_* variables), serves the WSGI app through its worker
+// pool, and joins the cluster when legion options are given.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gouwsgi/gouwsgi/node"
+	"github.com/gouwsgi/gouwsgi/node/config"
+	"github.com/gouwsgi/gouwsgi/node/logging"
+)
+
+// daemonEnv marks the re-executed, detached child of daemonize.
+const daemonEnv = "GOUWSGI_DAEMONIZED"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: gouwsgi --ini app.ini[:section] | gouwsgi --http :9090 --wsgi-file app.py [--option value ...]\nRun `gouwsgi --help` for every option.")
+		return 2
+	}
+	switch args[0] {
+	case "--help", "-h", "help":
+		printHelp(stdout)
+		return 0
+	case "--version", "version":
+		fmt.Fprintln(stdout, "gouwsgi", version)
+		return 0
+	}
+	cfg, err := config.Load(args, os.Environ())
+	if err != nil {
+		fmt.Fprintf(stderr, "gouwsgi: %v\n", err)
+		return 1
+	}
+	if logfile := cfg.Str("daemonize"); logfile != "" && os.Getenv(daemonEnv) == "" {
+		if err := daemonize(logfile, cfg.Bool("log-truncate")); err != nil {
+			fmt.Fprintf(stderr, "gouwsgi: daemonize: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	var out io.Writer = stderr
+	if logto := cfg.Str("logto"); logto != "" {
+		f, err := logging.OpenFile(logto, cfg.Bool("log-truncate"))
+		if err != nil {
+			fmt.Fprintf(stderr, "gouwsgi: logto: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		out = f
+	}
+	sink := logging.NewSink(out)
+	log := sink.Logger(slog.LevelInfo)
+	log.Info(fmt.Sprintf("*** Starting gouwsgi %s (uWSGI-compatible) ***", version))
+	for _, n := range cfg.Notices() {
+		log.Warn(n)
+	}
+	if name := cfg.Str("procname-master"); name != "" {
+		setProcName(name)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := node.New(ctx, cfg, node.Deps{Sink: sink, Log: log})
+	if err != nil {
+		log.Error(fmt.Sprintf("gouwsgi: %v", err))
+		if errors.Is(err, node.ErrNoApp) {
+			return 22
+		}
+		return 1
+	}
+	n.HandleSignals(ctx)
+	log.Info(fmt.Sprintf("gouwsgi master ready (pid: %d)", os.Getpid()))
+	if err := n.Run(ctx); err != nil {
+		log.Error(fmt.Sprintf("gouwsgi: %v", err))
+		return 1
+	}
+	return 0
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// daemonize re-executes gouwsgi detached (new session, no terminal) with
+// its output in logfile, as uWSGI's daemonize does, and returns in the
+// parent once the child started.
+func daemonize(logfile string, truncate bool) error {
+	f, err := logging.OpenFile(logfile, truncate)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(self, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), daemonEnv+"=1")
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start detached gouwsgi: %w", err)
+	}
+	return cmd.Process.Release()
+}
+
+// setProcName sets the master's name as ps -o comm and top show it (the
+// kernel keeps 15 bytes).
+func setProcName(name string) {
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	p, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return
+	}
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(p)), 0, 0, 0)
+}
+
+func printHelp(w io.Writer) {
+	fmt.Fprintln(w, `Usage: gouwsgi [--ini file.ini[:section]] [--OPTION VALUE | --OPTION=VALUE | --FLAG ...]
+
+Every option can be given on the command line, in an ini file ([uwsgi]
+section by default) or as a UWSGI_OPTION environment variable. Examples:
+
+  gouwsgi --http :9090 --wsgi-file app.py --master --processes 2
+  gouwsgi --chdir . --module mysite.wsgi:application --socket /tmp/app.sock --chmod-socket 664
+  gouwsgi --ini uwsgi.ini:production
+
+Options (see docs/options.md for defaults and differences from uWSGI):`)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, o := range config.Options() {
+		if o.Status != config.Supported {
+			continue
+		}
+		names := "--" + o.Name
+		if o.Short != 0 {
+			names = "-" + string(o.Short) + ", " + names
+		}
+		doc := o.Doc
+		if i := strings.Index(doc, ". "); i > 0 {
+			doc = doc[:i+1]
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", names, doc)
+	}
+	tw.Flush()
+}
