@@ -10,8 +10,6 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/gouwsgi/gouwsgi/node/stats"
 )
 
 // HandleSignals maps the master's signals as uWSGI 2.1 does, which is what
@@ -47,7 +45,7 @@ func (n *Node) HandleSignals(ctx context.Context) {
 
 // logStats writes the stats document to the log (SIGUSR1, FIFO "s").
 func (n *Node) logStats() {
-	b, err := json.Marshal(stats.Sources{Pool: n.pool, Frontend: n.front, Caches: n.caches}.Snapshot())
+	b, err := json.Marshal(n.Stats())
 	if err != nil {
 		n.log.Error(fmt.Sprintf("stats: %v", err))
 		return

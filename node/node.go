@@ -40,6 +40,8 @@ type Deps struct {
 	Alarms AlarmRaiser
 	// Events receives harakiri and segfault events (alarms).
 	Events worker.Events
+	// Backlog receives full listen queues (alarm-backlog); nil = not watched.
+	Backlog BacklogAlarm
 	// Legions fills the stats server's legions[] when a cluster runs.
 	Legions func() []any
 	// Caches may hold stores built elsewhere (replicated caches); local
@@ -60,7 +62,9 @@ type Node struct {
 	stats    *stats.Server
 	metrics  *stats.Metrics
 	metricsL net.Listener
+	src      stats.Sources
 	pidfile  string
+	backlog  BacklogAlarm
 	// workerOut is the write end of the pipe every worker's stdout and
 	// stderr go to; it stays open while workers may be spawned.
 	workerOut *os.File
@@ -71,7 +75,7 @@ type Node struct {
 // New builds a node from cfg: it opens every listener and starts the
 // Python side (the zygote imports the app here, so need-app fails early).
 func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Node, err error) {
-	n := &Node{cfg: cfg, log: deps.Log, sink: deps.Sink, caches: deps.Caches, reload: make(chan bool, 4), stop: make(chan bool, 2)}
+	n := &Node{cfg: cfg, log: deps.Log, sink: deps.Sink, caches: deps.Caches, backlog: deps.Backlog, reload: make(chan bool, 4), stop: make(chan bool, 2)}
 	if n.caches == nil {
 		n.caches = &cache.Registry{}
 	}
@@ -101,12 +105,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Node, err error
 	if err != nil {
 		return nil, err
 	}
-	src := stats.Sources{Pool: n.pool, Caches: n.caches, Legions: deps.Legions}
-	var loggers multiLogger = []request.Logger{reqLog}
-	if cfg.Str("metrics") != "" {
-		n.metrics = stats.NewMetrics(src)
-		loggers = append(loggers, n.metrics)
-	}
+	loggers := &multiLogger{reqLog}
 	handler, err := n.router(n.pool)
 	if err != nil {
 		return nil, err
@@ -116,12 +115,17 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Node, err error
 		return nil, err
 	}
 	n.front = frontend.New(fc, handler, loggers, n.log)
-	src.Frontend = n.front
+	n.src = stats.Sources{Pool: n.pool, Frontend: n.front, Caches: n.caches, Legions: deps.Legions}
+	if cfg.Str("metrics") != "" {
+		// Added before any listener serves, so no request is missed.
+		n.metrics = stats.NewMetrics(n.src)
+		*loggers = append(*loggers, n.metrics)
+	}
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
 	if addr := cfg.Str("stats"); addr != "" {
-		if n.stats, err = stats.Listen(addr, cfg.Bool("stats-http"), src, n.log); err != nil {
+		if n.stats, err = stats.Listen(addr, cfg.Bool("stats-http"), n.src, n.log); err != nil {
 			return nil, err
 		}
 	}
@@ -143,8 +147,8 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Node, err error
 // multiLogger fans a finished request out to every logger.
 type multiLogger []request.Logger
 
-func (m multiLogger) LogRequest(r *request.Request, res request.Result) {
-	for _, l := range m {
+func (m *multiLogger) LogRequest(r *request.Request, res request.Result) {
+	for _, l := range *m {
 		l.LogRequest(r, res)
 	}
 }
@@ -260,6 +264,9 @@ func (n *Node) Frontend() *frontend.Server { return n.front }
 // Pool exposes the worker pool to the admin API.
 func (n *Node) Pool() *worker.Pool { return n.pool }
 
+// Stats is the stats server's document, now.
+func (n *Node) Stats() stats.Stats { return n.src.Snapshot() }
+
 // Caches exposes the cache registry to the admin API.
 func (n *Node) Caches() *cache.Registry { return n.caches }
 
@@ -319,6 +326,10 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); n.watchTouch(ctx) }()
+	if n.backlog != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.watchBacklog(ctx, n.backlog) }()
+	}
 	for _, fifo := range n.cfg.List("master-fifo") {
 		wg.Add(1)
 		go func() { defer wg.Done(); n.readFIFO(ctx, fifo) }()

@@ -18,8 +18,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gouwsgi/gouwsgi/node"
+	"github.com/gouwsgi/gouwsgi/node/alarm"
 	"github.com/gouwsgi/gouwsgi/node/config"
 	"github.com/gouwsgi/gouwsgi/node/logging"
+	"github.com/gouwsgi/gouwsgi/rpc/admin"
+	"github.com/gouwsgi/gouwsgi/rpc/bind"
 )
 
 // daemonEnv marks the re-executed, detached child of daemonize.
@@ -75,13 +78,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n, err := node.New(ctx, cfg, node.Deps{Sink: sink, Log: log})
+	am, err := alarm.New(alarm.FromConfig(cfg), log)
+	if err != nil {
+		log.Error(fmt.Sprintf("gouwsgi: %v", err))
+		return 1
+	}
+	sink.AddTap(am.LogLine)
+	go func() { _ = am.Run(ctx) }()
+	n, err := node.New(ctx, cfg, node.Deps{Sink: sink, Log: log, Alarms: am, Events: am, Backlog: am})
 	if err != nil {
 		log.Error(fmt.Sprintf("gouwsgi: %v", err))
 		if errors.Is(err, node.ErrNoApp) {
 			return 22
 		}
 		return 1
+	}
+	adm, err := startAdmin(cfg, admin.Deps{Node: bind.Node{N: n}, Caches: bind.Caches{Reg: n.Caches()}, Alarms: bind.Alarms{M: am}}, log)
+	if err != nil {
+		log.Error(fmt.Sprintf("gouwsgi: %v", err))
+		return 1
+	}
+	if adm != nil {
+		go func() {
+			if err := adm.Serve(ctx); err != nil {
+				log.Error(fmt.Sprintf("admin API stopped: %v", err))
+			}
+		}()
 	}
 	n.HandleSignals(ctx)
 	log.Info(fmt.Sprintf("gouwsgi master ready (pid: %d)", os.Getpid()))
@@ -90,6 +112,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// startAdmin opens the admin API. Without an admin option it tries the
+// default loopback address and, when another gouwsgi on this host holds
+// it, goes on without one (said in the log); a configured address that
+// cannot be opened is an error.
+func startAdmin(cfg *config.Config, deps admin.Deps, log *slog.Logger) (*admin.Server, error) {
+	acfg := admin.Config{
+		Addr: cfg.Str("admin"), CertFile: cfg.Str("admin-tls-cert"), KeyFile: cfg.Str("admin-tls-key"),
+		ClientCAFile: cfg.Str("admin-tls-ca"), TokenFile: cfg.Str("admin-token-file"), Logger: log,
+	}
+	explicit := acfg.Addr != ""
+	if !explicit {
+		acfg.Addr = admin.DefaultAddr
+	}
+	srv, err := admin.New(acfg, deps)
+	if err != nil {
+		if explicit {
+			return nil, fmt.Errorf("admin API on %s: %w", acfg.Addr, err)
+		}
+		log.Warn(fmt.Sprintf("admin API not started on the default %s: %v (set admin = unix:///path or host:port)", acfg.Addr, err))
+		return nil, nil
+	}
+	log.Info(fmt.Sprintf("admin API (gRPC) on %s", srv.Addr()))
+	return srv, nil
 }
 
 // version is set at build time with -ldflags "-X main.version=...".

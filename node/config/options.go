@@ -475,15 +475,16 @@ func buildTable() []Option {
 	))
 
 	add(group(groupAlarm,
-		opt("alarm", KindList, "", "Define an alarm: `<name> <action>:<args>` (`cmd:<shell>`, `log:[prefix]`, `signal:<n>`...)."),
+		opt("alarm", KindList, "", "Define an alarm: `<name> <action>:<args>` (`cmd:<shell>`, `log:[prefix]`, `curl:<url>[;opt=val...]` webhook).").differs("`signal:`, `mule:`, `xmpp:`, `airbrake:` and smtp `curl:` urls are start-up errors; an alarm name defined twice runs both actions; failing actions are retried 3 times."),
 		opt("alarm-freq", KindInt, "3", "Seconds within which an identical message of one alarm is not raised again."),
-		opt("alarm-msg-size", KindInt, "8192", "Longest alarm message; longer ones are dropped."),
+		opt("alarm-msg-size", KindInt, "8192", "Longest alarm message; longer ones are truncated with a marker.").differs("uWSGI drops longer messages silently."),
 		opt("log-alarm", KindList, "", "`<alarm>[,<alarm>...] <regexp>`: raise the alarms when a log line matches.").alias("alarm-log"),
 		opt("not-log-alarm", KindList, "", "`<alarm>[,...] <regexp>`: a matching log line skips the log-alarm rules after this one.").alias("not-alarm-log"),
 		opt("alarm-backlog", KindList, "", "Raise the alarm when a listen queue is full.").alias("backlog-alarm", "lq-alarm", "alarm-lq", "alarm-listen-queue", "listen-queue-alarm"),
 		opt("alarm-segfault", KindList, "", "Raise the alarm (with the backtrace) when a worker dies of SIGSEGV.").alias("segfault-alarm"),
+		opt("alarm-harakiri", KindList, "", "Raise the alarm when harakiri kills a worker.").differs(extension+": uWSGI has no harakiri trigger."),
 		opt("alarm-fd", KindList, "", "`<alarm> <fd>[:<nbytes>] <message>`: raise the alarm when the file descriptor is readable."),
-		opt("alarm-cheap", KindBool, "", "Run alarm actions from the alarm thread instead of inline."),
+		opt("alarm-cheap", KindBool, "", "Run alarm actions from the alarm thread instead of inline.").differs("Accepted without effect: gouwsgi always matches log lines and runs actions off the log path."),
 		unsupported("alarm-metric", KindList, "", "`key=<metric>,value=<threshold>[,alarm=..]`: raise an alarm on a metric threshold.").alias("metric-alarm"),
 	))
 
