@@ -8,6 +8,7 @@ package logging
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -69,13 +70,25 @@ func (s *Sink) Line(line string) {
 	}
 }
 
+// MaxLine is the longest line CopyLines forwards in one piece; a longer
+// line is forwarded as several lines of at most MaxLine bytes.
+const MaxLine = 64 << 10
+
 // CopyLines forwards every line read from r (a worker's stdout/stderr
-// pipe) to the sink until r ends.
+// pipe) to the sink until r ends. It never stops early: every worker
+// writes to the same pipe, and one that is no longer drained blocks every
+// worker that prints, so an overlong line is split rather than an error.
 func (s *Sink) CopyLines(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		s.Line(sc.Text())
+	br := bufio.NewReaderSize(r, MaxLine)
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			line := strings.TrimSuffix(strings.TrimSuffix(string(chunk), "\n"), "\r")
+			s.Line(line)
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return
+		}
 	}
 }
 

@@ -1,12 +1,11 @@
 package stats
 
 import (
+	"net/http"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"net/http"
 
 	"github.com/gouwsgi/gouwsgi/node/request"
 )

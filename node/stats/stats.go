@@ -80,7 +80,10 @@ func (s Sources) Snapshot() Stats {
 	}
 	if s.Caches != nil {
 		for _, c := range s.Caches.All() {
-			st.Caches = append(st.Caches, c.Stats())
+			cs := c.Stats()
+			st.Caches = append(st.Caches, cs)
+			// uWSGI lists each cache's lock after its own locks.
+			st.Locks = append(st.Locks, map[string]int{"cache_" + cs.Name: 0})
 		}
 	}
 	if s.Legions != nil {
@@ -127,28 +130,34 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 }
 
+// headWait bounds how long stats-http waits for a request head: a client
+// that sends none (a plain socket reader, as with the raw stats server)
+// still gets the document.
+const headWait = time.Second
+
 func (s *Server) answer(c net.Conn) {
 	defer c.Close()
+	if s.http {
+		// Read the request head (if the client sends one) before answering,
+		// so curl does not see a reset.
+		_ = c.SetReadDeadline(time.Now().Add(headWait))
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || strings.TrimSpace(line) == "" {
+				break
+			}
+		}
+	}
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	body, err := json.Marshal(s.src.Snapshot())
 	if err != nil {
 		s.log.Error("stats server: encode stats", "err", err)
 		return
 	}
-	if !s.http {
-		_, _ = c.Write(body)
-		return
+	if s.http {
+		fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
 	}
-	// Read the request head (if the client sends one) before answering,
-	// so curl does not see a reset.
-	br := bufio.NewReader(c)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil || strings.TrimSpace(line) == "" {
-			break
-		}
-	}
-	fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(body))
 	_, _ = c.Write(body)
 }
 
