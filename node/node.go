@@ -42,6 +42,10 @@ type Deps struct {
 	Events worker.Events
 	// Backlog receives full listen queues (alarm-backlog); nil = not watched.
 	Backlog BacklogAlarm
+	// BeforeStop runs when shutdown begins, while the listeners still
+	// serve: the legion hands lordship (and the VIP) over there, so clients
+	// move to the successor before this node stops answering.
+	BeforeStop func()
 	// Legions fills the stats server's legions[] when a cluster runs.
 	Legions func() []any
 	// Caches may hold stores built elsewhere (replicated caches); local
@@ -65,6 +69,7 @@ type Node struct {
 	src      stats.Sources
 	pidfile  string
 	backlog  BacklogAlarm
+	before   func()
 	// workerOut is the write end of the pipe every worker's stdout and
 	// stderr go to; it stays open while workers may be spawned.
 	workerOut *os.File
@@ -75,7 +80,7 @@ type Node struct {
 // New builds a node from cfg: it opens every listener and starts the
 // Python side (the zygote imports the app here, so need-app fails early).
 func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Node, err error) {
-	n := &Node{cfg: cfg, log: deps.Log, sink: deps.Sink, caches: deps.Caches, backlog: deps.Backlog, reload: make(chan bool, 4), stop: make(chan bool, 2)}
+	n := &Node{cfg: cfg, log: deps.Log, sink: deps.Sink, caches: deps.Caches, backlog: deps.Backlog, before: deps.BeforeStop, reload: make(chan bool, 4), stop: make(chan bool, 2)}
 	if n.caches == nil {
 		n.caches = &cache.Registry{}
 	}
@@ -364,6 +369,9 @@ loop:
 			poolErr = nil
 			break loop
 		}
+	}
+	if n.before != nil {
+		n.before()
 	}
 	// Stop accepting, let requests in flight finish, then stop workers.
 	stopFront()

@@ -85,7 +85,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	sink.AddTap(am.LogLine)
 	go func() { _ = am.Run(ctx) }()
-	n, err := node.New(ctx, cfg, node.Deps{Sink: sink, Log: log, Alarms: am, Events: am, Backlog: am})
+	cl, err := newCluster(cfg, am, log)
+	if err != nil {
+		log.Error(fmt.Sprintf("gouwsgi: legion: %v", err))
+		return 1
+	}
+	deps := node.Deps{Sink: sink, Log: log, Alarms: am, Events: am, Backlog: am}
+	adeps := admin.Deps{Alarms: bind.Alarms{M: am}}
+	if cl != nil {
+		deps.Legions = func() []any { return bind.LegionStats(cl.node) }
+		deps.BeforeStop = func() { cl.stop(log) }
+		adeps.Legion = bind.Legion{L: cl.node}
+	}
+	n, err := node.New(ctx, cfg, deps)
 	if err != nil {
 		log.Error(fmt.Sprintf("gouwsgi: %v", err))
 		if errors.Is(err, node.ErrNoApp) {
@@ -93,7 +105,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	adm, err := startAdmin(cfg, admin.Deps{Node: bind.Node{N: n}, Caches: bind.Caches{Reg: n.Caches()}, Alarms: bind.Alarms{M: am}}, log)
+	adeps.Node, adeps.Caches = bind.Node{N: n}, bind.Caches{Reg: n.Caches()}
+	adm, err := startAdmin(cfg, adeps, log)
 	if err != nil {
 		log.Error(fmt.Sprintf("gouwsgi: %v", err))
 		return 1
@@ -104,6 +117,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				log.Error(fmt.Sprintf("admin API stopped: %v", err))
 			}
 		}()
+	}
+	if cl != nil {
+		// Joined only once the listeners are open, so a VIP this node
+		// claims serves at once.
+		clusterCtx, stopCluster := context.WithCancel(context.Background())
+		defer stopCluster()
+		cl.start(clusterCtx)
 	}
 	n.HandleSignals(ctx)
 	log.Info(fmt.Sprintf("gouwsgi master ready (pid: %d)", os.Getpid()))

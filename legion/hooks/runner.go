@@ -48,6 +48,8 @@ type VIP interface {
 	Release(ctx context.Context, epoch uint64) error
 	CleanStale(ctx context.Context) error
 	Reconcile(ctx context.Context, lord bool, epoch uint64) error
+	// State reports whether the address is held, and under which epoch.
+	State() (held bool, epoch uint64)
 	Close() error
 }
 
@@ -69,6 +71,10 @@ type Config struct {
 	NewVIP func(vip.Spec) (VIP, error)
 	// Logger receives hook log lines and command output; nil means slog.Default().
 	Logger *slog.Logger
+	// Fence, when set, tells whether this node is still lord of legion
+	// under epoch; VIPs declared in legion-lord check it under their own lock
+	// before adding the address (see vip.Config.Fence).
+	Fence func(legion string, epoch uint64) bool
 	// OnFailure, if set, is called (on the legion's hook goroutine) after a
 	// failed action has been logged. The legion uses it for policies such as
 	// uWSGI's legion-death-on-lord-error, or to stop the node when a VIP
@@ -149,10 +155,20 @@ func NewRunner(cfg Config) (*Runner, error) {
 		cfg.Env = os.Environ()
 	}
 	log := cfg.Logger.With("component", "legion-hooks")
+	owner := map[string]string{}
+	for _, h := range cfg.Hooks {
+		if h.Action.Kind == KindVIP {
+			owner[h.Action.VIP.Addr().String()] = h.Legion
+		}
+	}
 	if cfg.NewVIP == nil {
 		cfg.NewVIP = func(s vip.Spec) (VIP, error) {
 			vc := vip.DefaultConfig(s)
 			vc.Logger = cfg.Logger
+			if cfg.Fence != nil {
+				legion := owner[s.Addr().String()]
+				vc.Fence = func(epoch uint64) bool { return cfg.Fence(legion, epoch) }
+			}
 			return vip.New(vc)
 		}
 	}
@@ -219,6 +235,20 @@ func (r *Runner) ReconcileVIPs(legion string, lord bool, epoch uint64) <-chan st
 			}
 		}
 	})
+}
+
+// ReleaseVIPs removes the VIPs of legion's legion-lord hooks now, on the
+// caller's goroutine: a lord losing its lease must drop the address within
+// the lease margin, which must not wait behind slow cmd: hooks in the
+// legion's queue.
+func (r *Runner) ReleaseVIPs(ctx context.Context, legion string, epoch uint64) error {
+	var errs []error
+	for _, ref := range r.lordVIPs[legion] {
+		if err := ref.v.Release(ctx, epoch); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Close stops accepting events, waits for queued hooks to finish, then

@@ -292,6 +292,8 @@ func (v vipRecorder) Reconcile(_ context.Context, lord bool, epoch uint64) error
 }
 func (v vipRecorder) Close() error { return v.record("close") }
 
+func (v vipRecorder) State() (bool, uint64) { return false, 0 }
+
 func TestVIPActions(t *testing.T) {
 	var mu sync.Mutex
 	var calls []string

@@ -32,6 +32,12 @@ type Config struct {
 	ReannounceInterval time.Duration
 	// Logger receives the manager's log lines; nil means slog.Default().
 	Logger *slog.Logger
+	// Fence, when set, tells whether epoch still owns the address. Claim
+	// and the periodic re-assertion check it under the manager's lock, so a
+	// Release (lease lost) can never slip between the check and the address
+	// add: a late claim of a lord that lost its lease adds nothing, and a
+	// held address whose epoch is fenced off is removed.
+	Fence func(epoch uint64) bool
 }
 
 // DefaultConfig returns a fully populated configuration for spec: a burst of

@@ -213,13 +213,17 @@ func (m *Manager) closeNS() {
 }
 
 func (m *Manager) claimLocked(ctx context.Context, epoch uint64, msg string) error {
+	if m.cfg.Fence != nil && !m.cfg.Fence(epoch) {
+		m.log.Warn("vip claim skipped: epoch is no longer lord", "epoch", epoch)
+		return nil
+	}
 	start := time.Now()
 	if err := m.h.AddrReplace(m.link, m.netlinkAddr()); err != nil {
 		return fmt.Errorf("vip %s: add to %s (epoch %d): %w", m.cfg.Spec.Prefix, m.link.Attrs().Name, epoch, err)
 	}
 	m.held, m.epoch = true, epoch
 	m.startAnnouncerLocked()
-	err := m.burst(ctx)
+	err := m.burst(ctx, epoch)
 	if err != nil {
 		m.log.Warn(msg+" but not announced", "epoch", epoch, "took", time.Since(start), "error", err)
 		return fmt.Errorf("vip %s: added to %s but the announcement failed (epoch %d): %w", m.cfg.Spec.Prefix, m.link.Attrs().Name, epoch, err)
@@ -263,16 +267,26 @@ func (m *Manager) netlinkAddr() *netlink.Addr {
 }
 
 // burst sends BurstCount announcements, BurstInterval apart.
-func (m *Manager) burst(ctx context.Context) error {
+func (m *Manager) burst(ctx context.Context, epoch uint64) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for i := range m.cfg.BurstCount {
 		if i > 0 {
+			// The lock is dropped between announcements so that a Release
+			// (the lord losing its lease) never waits for the burst: it must
+			// remove the address within the lease margin. Called with m.mu
+			// held; returns with it held.
 			t.Reset(m.cfg.BurstInterval)
+			m.mu.Unlock()
 			select {
 			case <-ctx.Done():
+				m.mu.Lock()
 				return ctx.Err()
 			case <-t.C:
+			}
+			m.mu.Lock()
+			if !m.held || m.epoch != epoch || m.closed {
+				return nil // released (or re-claimed) meanwhile: stop announcing
 			}
 		}
 		if err := m.announce(i); err != nil {
@@ -389,6 +403,12 @@ func (m *Manager) announcer(ctx context.Context, done chan struct{}) {
 }
 
 func (m *Manager) reassertLocked() {
+	if m.cfg.Fence != nil && !m.cfg.Fence(m.epoch) {
+		if err := m.releaseLocked(m.epoch, "vip released: epoch fenced off"); err != nil {
+			m.log.Error("fenced-off vip could not be removed", "epoch", m.epoch, "error", err)
+		}
+		return
+	}
 	isThere, err := present(m.h, m.link, m.cfg.Spec.Addr())
 	if err != nil {
 		m.log.Warn("vip presence check failed", "epoch", m.epoch, "error", err)
