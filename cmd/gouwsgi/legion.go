@@ -29,7 +29,9 @@ type clusterNode struct {
 // hookAlarms lets alarm: hook actions raise the node's alarms.
 type hookAlarms struct{ m *alarm.Manager }
 
-func (h hookAlarms) Raise(_ context.Context, name, msg string) error { return h.m.RaiseAlarm(name, msg) }
+func (h hookAlarms) Raise(_ context.Context, name, msg string) error {
+	return h.m.RaiseAlarm(name, msg)
+}
 
 // newCluster builds the legion node from the legion options; nil when the
 // configuration has none (a node without legion runs no Raft).
