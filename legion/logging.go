@@ -3,6 +3,7 @@ package legion
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -37,6 +38,14 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 		return
 	}
 	all := append(append([]interface{}{}, h.args...), args...)
+	for i, a := range all {
+		// hclog.Fmt("%+v", x) values are format calls, not values.
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				all[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	h.l.Log(context.Background(), lvl, strings.ToLower(msg), all...)
 }
 
