@@ -82,3 +82,19 @@ func TestListenAboveSomaxconn(t *testing.T) {
 		t.Fatalf("vacuum left the pidfile (%v)", err)
 	}
 }
+
+// TestPostBuffering: with post-buffering the body is read before a worker
+// sees it (small ones in memory, large ones spooled to a file) and a
+// chunked upload gets a CONTENT_LENGTH, so Django reads it whole.
+func TestPostBuffering(t *testing.T) {
+	requireE2E(t)
+	root := repo(t)
+	s := start(t, t.TempDir(), "--chdir", filepath.Join(root, "examples/django"), "--module", "mysite.wsgi:application",
+		"--http", "127.0.0.1:0", "--master", "--processes", "1", "--post-buffering", "65536")
+	base := s.httpAddr()
+	s.ready(1)
+	for _, size := range []int{1000, 3 << 20} {
+		data := []byte(strings.Repeat("z", size))
+		chunkedUpload(t, base, data)
+	}
+}

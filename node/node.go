@@ -111,7 +111,11 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *Node, err error
 		return nil, err
 	}
 	loggers := &multiLogger{reqLog}
-	handler, err := n.router(n.pool)
+	var pool request.Handler = n.pool
+	if limit := cfg.Int("post-buffering"); limit > 0 {
+		pool = postBuffer{next: n.pool, limit: int64(limit)}
+	}
+	handler, err := n.router(pool)
 	if err != nil {
 		return nil, err
 	}
