@@ -183,5 +183,11 @@ func (s *Server) logRequest(r *request.Request, rw *responseWriter, start time.T
 	if status == 0 {
 		status = http.StatusOK
 	}
+	// uWSGI counts the whole head: status line, header lines, blank line.
+	proto := r.Vars.Value("SERVER_PROTOCOL")
+	if proto == "" {
+		proto = "HTTP/1.0"
+	}
+	hsize += len(proto) + len(" 200 ") + len(http.StatusText(status)) + len("\r\n\r\n")
 	s.reqLog.LogRequest(r, request.Result{Status: status, Size: rw.size, Headers: hdrs, HeaderBytes: hsize, Duration: time.Since(start)})
 }
