@@ -26,7 +26,7 @@ TEST_TIMEOUT ?= 15m
 export GOUWSGI_BIN := $(CURDIR)/bin/gouwsgi
 
 .PHONY: help deps build run test test-short test-race e2e lint fmt-check vet \
-	check-imports bench proto proto-lint docs clean
+	check-imports bench proto proto-lint proto-breaking generate-check docs clean
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -77,6 +77,31 @@ proto: deps ## regenerate proto/ Go code with protoc (pinned plugins in .bin)
 proto-lint: ## buf lint of proto/ (installs buf into .bin: slow the first time)
 	@bash scripts/tools.sh buf
 	buf lint
+
+# The API's wire compatibility with main; BUF_AGAINST compares with
+# another ref (e.g. BUF_AGAINST='.git#tag=v1.2.0').
+BUF_AGAINST ?= .git\#branch=main
+proto-breaking: ## buf breaking of proto/ against main (installs buf into .bin)
+	@bash scripts/tools.sh buf
+	buf breaking --against '$(BUF_AGAINST)'
+
+# Regenerates into a temporary directory and compares with proto/. The
+# header line naming protoc's own version is ignored: it depends on the
+# distribution's protoc (or says "unknown" under buf), not on the code.
+generate-check: deps ## fail when proto/'s committed Go code differs from `make proto`
+	@bash scripts/tools.sh protoc-gen-go protoc-gen-go-grpc
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	bash scripts/protogen.sh "$$tmp"; \
+	committed=$$(cd proto && find . -name '*.pb.go' | sort); fresh=$$(cd "$$tmp" && find . -name '*.pb.go' | sort); \
+	if [ "$$committed" != "$$fresh" ]; then \
+		echo "generate-check: generated files differ from the .proto files (run make proto):"; \
+		diff <(echo "$$committed") <(echo "$$fresh") || true; exit 1; \
+	fi; \
+	for f in $$fresh; do \
+		diff -u -I '^// .*protoc  *[^ ]*$$' "proto/$$f" "$$tmp/$$f" || \
+			{ echo "generate-check: proto/$${f#./} is stale: run make proto"; exit 1; }; \
+	done; \
+	echo "generate-check: proto/ matches its .proto files"
 
 docs: ## regenerate docs/options.md from the option table (go generate)
 	$(GO) generate $(GOFLAGS_TAGS) ./node/...

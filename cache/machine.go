@@ -285,6 +285,20 @@ func (m *Machine) Stats(cache string) (Stats, error) {
 	return m.caches[i].stats(), nil
 }
 
+// SweepDue reports whether an OpSweep at now would remove anything, so a
+// leader can skip committing sweeps that have nothing to do. It may report
+// true when expired items were since overwritten (a cheap lower bound).
+func (m *Machine) SweepDue(now int64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, e := range m.caches {
+		if !e.cfg.NoExpire && e.earliest != 0 && e.earliest <= now {
+			return true
+		}
+	}
+	return false
+}
+
 // Snapshot writes every cache (items in restore order, LRU order, block
 // placement and policy state) under the read lock, so it is one consistent
 // point in the log while reads go on. Writing to a slow w delays Apply:

@@ -177,8 +177,12 @@ func uwsgiVersion() string {
 }
 
 // gouwsgiSetup runs gouwsgi with the uWSGI options and its built-in vip:
-// hook action, with its default timings. bin is the gouwsgi binary.
-func (c *benchCluster) gouwsgiSetup(id string, bin string, trials int) failoverSetup {
+// hook action, with its default timings. bin is the gouwsgi binary; extra
+// lines are added to every host's ini. Each member runs in the host's
+// directory (so a hook writing a relative path writes inside the host) and
+// in its own UTS namespace named after the host, as on separate machines:
+// the legion names members by hostname.
+func (c *benchCluster) gouwsgiSetup(id string, bin string, trials int, extra ...string) failoverSetup {
 	vipHook := fmt.Sprintf("%s vip:%s,dev=%s", benchLegion, c.vip, lab.Dev)
 	return failoverSetup{
 		id:       id,
@@ -213,11 +217,14 @@ func (c *benchCluster) gouwsgiSetup(id string, bin string, trials int) failoverS
 			for _, p := range c.peers(i) {
 				ini = append(ini, fmt.Sprintf("legion-node = %s %s", benchLegion, p))
 			}
+			ini = append(ini, extra...)
 			path := filepath.Join(c.dir, h.Name, "gouwsgi.ini")
 			if err := os.WriteFile(path, []byte(strings.Join(ini, "\n")+"\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			cmd := h.Command(bin, "--ini", path)
+			// unshare and sh exec in turn, so the PID stays gouwsgi's.
+			cmd := h.Command("unshare", "--uts", "sh", "-c", `hostname "$0" && exec "$@"`, h.Name, bin, "--ini", path)
+			cmd.Dir = filepath.Join(c.dir, h.Name)
 			cmd.Env = append(os.Environ(), debianPath())
 			return h.StartCmd(cmd)
 		},

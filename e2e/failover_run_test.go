@@ -80,13 +80,7 @@ func runFailoverSetup(t *testing.T, setup func(*benchCluster) failoverSetup) *fa
 	l := lab.New(t, 3)
 	c := newBenchCluster(t, l)
 	s := setup(c)
-	r := &failoverRun{
-		t: t, c: c, s: s,
-		procs:  make([]*lab.Proc, len(l.Hosts)),
-		client: l.Client.HTTPClient(),
-		url:    fmt.Sprintf("http://%s:%d/", c.vip.Addr(), benchPort),
-		res:    &failoverResult{setup: s},
-	}
+	r := newFailoverRun(t, c, s)
 	sampler := l.SampleVIP(c.vip.Addr())
 	defer func() {
 		r.stopAll()
@@ -128,6 +122,17 @@ func runFailoverSetup(t *testing.T, setup func(*benchCluster) failoverSetup) *fa
 	return r.res
 }
 
+// newFailoverRun prepares a run of setup s in cluster c; no member runs yet.
+func newFailoverRun(t *testing.T, c *benchCluster, s failoverSetup) *failoverRun {
+	return &failoverRun{
+		t: t, c: c, s: s,
+		procs:  make([]*lab.Proc, len(c.lab.Hosts)),
+		client: c.lab.Client.HTTPClient(),
+		url:    fmt.Sprintf("http://%s:%d/", c.vip.Addr(), benchPort),
+		res:    &failoverResult{setup: s},
+	}
+}
+
 // trial kills host lord (link down, then kill -9 of its process group, so
 // that it sends nothing more, not even TCP resets), measures until a GET
 // through the VIP succeeds from the client, then restarts the host and waits
@@ -135,10 +140,7 @@ func runFailoverSetup(t *testing.T, setup func(*benchCluster) failoverSetup) *fa
 func (r *failoverRun) trial(n, lord int) (int, error) {
 	h := r.c.lab.Hosts[lord]
 	w := deathWindow{host: h.Name, died: time.Now()}
-	if err := h.LinkDown(); err != nil {
-		return 0, fmt.Errorf("trial %d: %w", n, err)
-	}
-	if err := r.procs[lord].Kill(); err != nil {
+	if err := r.killHost(lord); err != nil {
 		return 0, fmt.Errorf("trial %d: %w", n, err)
 	}
 	at, by, err := probeUntilServing(r.client, r.url, w.died.Add(r.s.failover), h.Name)
@@ -171,6 +173,16 @@ func (r *failoverRun) trial(n, lord int) (int, error) {
 	}
 	r.t.Logf("%s trial %d: %s restarted, %s lord and serving after %s", r.s.id, n, h.Name, r.c.lab.Hosts[next].Name, w.settled.Sub(w.up).Round(time.Millisecond))
 	return next, nil
+}
+
+// killHost kills host i as a power cut would: its link goes down first, so
+// it sends nothing more (not even TCP resets), then its member's process
+// group is killed with SIGKILL. Its addresses stay on its interface.
+func (r *failoverRun) killHost(i int) error {
+	if err := r.c.lab.Hosts[i].LinkDown(); err != nil {
+		return err
+	}
+	return r.procs[i].Kill()
 }
 
 // waitStable waits until one host holds the VIP and serves the client's

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -318,4 +319,26 @@ func TestCheaper(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestProcname: procname-master and procname name the processes as ps
+// -o comm and top show them.
+func TestProcname(t *testing.T) {
+	requireE2E(t)
+	s := start(t, t.TempDir(), djangoArgs(repo(t), "--processes", "1", "--procname-master", "gouwsgi-master", "--procname", "gouwsgi-worker")...)
+	s.httpAddr()
+	pid := s.waitLog(`spawned uWSGI worker 1 \(pid: (\d+)`, 60*time.Second)[1]
+	comm := func(p string) string {
+		b, err := os.ReadFile("/proc/" + p + "/comm")
+		if err != nil {
+			t.Fatalf("read comm of %s: %v", p, err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := comm(strconv.Itoa(s.cmd.Process.Pid)); got != "gouwsgi-master" {
+		t.Errorf("master comm %q, want gouwsgi-master", got)
+	}
+	if got := comm(pid); got != "gouwsgi-worker" {
+		t.Errorf("worker comm %q, want gouwsgi-worker", got)
+	}
 }

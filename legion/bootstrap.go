@@ -128,7 +128,6 @@ func (n *Node) bootstrapSet(peers []string) ([]raft.Server, bool) {
 // with its configuration, and fires OnJoin once per legion when the
 // record is first committed.
 func (n *Node) registerLoop() {
-	joined := map[string]bool{}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -145,11 +144,7 @@ func (n *Node) registerLoop() {
 			m, ok := lg.Member(n.id)
 			if ok && m.Valor == l.Valor && m.Scroll == l.Scroll && m.Name == n.cfg.NodeName &&
 				m.Quorum == uint32(l.Quorum) && !m.Draining {
-				if !joined[l.Name] {
-					joined[l.Name] = true
-					n.log.Info("joined legion", "legion", l.Name, "valor", l.Valor)
-					n.reactor.OnJoin(l.Name)
-				}
+				n.markJoined(l.Name)
 				continue
 			}
 			if _, id := n.raft.LeaderWithID(); id == "" {
@@ -166,4 +161,21 @@ func (n *Node) registerLoop() {
 			}
 		}
 	}
+}
+
+// markJoined fires OnJoin for legion the first time it is called since the
+// node started. registerLoop calls it once its membership is committed, and
+// the keeper before its first OnLord: the election may name this node
+// before registerLoop's next tick sees the record, and join must come
+// before lord. The lock makes the first caller's OnJoin precede the
+// keeper's OnLord.
+func (n *Node) markJoined(legion string) {
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
+	if n.joined[legion] {
+		return
+	}
+	n.joined[legion] = true
+	n.log.Info("joined legion", "legion", legion)
+	n.reactor.OnJoin(legion)
 }

@@ -101,6 +101,9 @@ type Config struct {
 	// ApplyTimeout (RPC hold timeout): how long a write waits for a
 	// leader, including forwarding.
 	ApplyTimeout time.Duration
+	// DrainTimeout bounds the drain of a lord's fenced resources (VIP
+	// connections in progress) before a graceful handover; 0 skips it.
+	DrainTimeout time.Duration
 }
 
 // DefaultConfig returns a Config with every field but the legions set.
@@ -129,6 +132,7 @@ func DefaultConfig() Config {
 		DeadNodeGrace:      10 * time.Minute,
 		MinVoters:          3,
 		ApplyTimeout:       5 * time.Second,
+		DrainTimeout:       time.Second,
 	}
 }
 

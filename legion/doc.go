@@ -14,6 +14,6 @@
 //
 // Sub-packages: fsm (dispatcher, snapshot format, legions machine), lord
 // (candidate choice and the leader's lease fence), secure (credentials
-// derived from the legion secret). DESIGN.md gives the invariants,
+// derived from the legion secret), rcache (replicated cache2 caches). DESIGN.md gives the invariants,
 // failure modes and timing mapping.
 package legion

@@ -1,5 +1,7 @@
 package legion
 
+import "context"
+
 // LordEvents receives lordship changes of this node. OnUnlord must release
 // fenced resources (the VIP) promptly: the leader names a successor once
 // LordLeaseMargin has passed after the lease, whether or not OnUnlord has
@@ -39,6 +41,24 @@ type Reactor interface {
 	// OnDeath: this node is shutting down (legion-death), after any
 	// lordship was released.
 	OnDeath(legion string)
+}
+
+// Drainer is implemented by a Reactor whose fenced resources can be
+// drained before a graceful handover (legion/hooks: VIPs stop taking new
+// connections while those in progress finish).
+type Drainer interface {
+	// OnDrain: this node, lord of legion under epoch, is about to hand the
+	// lordship over (graceful shutdown). It returns when the resources are
+	// drained or ctx ends; the lordship and its lease hold meanwhile.
+	OnDrain(ctx context.Context, legion string, epoch uint64)
+}
+
+// QuorumReporter is implemented by a Reactor that wants to know when this
+// node has had no Raft leader for a while (cluster alarms raise on it).
+// detail is the "no raft quorum: …" text the node logs. Called once per
+// loss, from the quorum watcher; it must not block.
+type QuorumReporter interface {
+	OnQuorumLost(detail string)
 }
 
 // NopReactor implements Reactor with methods that do nothing.
@@ -87,8 +107,25 @@ func (m multiReactor) OnNodeLeft(l string, mi MemberInfo) {
 		r.OnNodeLeft(l, mi)
 	}
 }
+
+// OnDrain implements Drainer for the reactors that do.
+func (m multiReactor) OnDrain(ctx context.Context, l string, e uint64) {
+	for _, r := range m {
+		if d, ok := r.(Drainer); ok {
+			d.OnDrain(ctx, l, e)
+		}
+	}
+}
 func (m multiReactor) OnDeath(l string) {
 	for _, r := range m {
 		r.OnDeath(l)
+	}
+}
+
+func (m multiReactor) OnQuorumLost(detail string) {
+	for _, r := range m {
+		if q, ok := r.(QuorumReporter); ok {
+			q.OnQuorumLost(detail)
+		}
 	}
 }

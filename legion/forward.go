@@ -102,7 +102,7 @@ func (n *Node) applyLeader(ctx context.Context, entry []byte) (uint64, []byte, s
 		timeout = time.Until(d)
 	}
 	f := n.raft.Apply(entry, timeout)
-	if err := f.Error(); err != nil {
+	if err := n.await(ctx, f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return 0, nil, "", n.notLeader()
@@ -121,6 +121,22 @@ func (n *Node) applyLeader(ctx context.Context, entry []byte) (uint64, []byte, s
 	return f.Index(), res.Data, refusal, nil
 }
 
+// await waits for an apply future. A future still queued in raft's
+// apply channel when the node halts is never answered, so the wait also
+// ends with the node (or ctx), the outcome unknown.
+func (n *Node) await(ctx context.Context, f raft.ApplyFuture) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stopping:
+		return fmt.Errorf("node stopped while applying, the command may or may not be committed: %w", ErrNotRunning)
+	case <-ctx.Done():
+		return fmt.Errorf("apply: the command may or may not be committed: %w", ctx.Err())
+	}
+}
+
 // ForwardApply implements rpc/cluster.Backend.
 func (n *Node) ForwardApply(ctx context.Context, entry []byte) (uint64, []byte, string, error) {
 	if n.raft.State() != raft.Leader {
@@ -131,7 +147,7 @@ func (n *Node) ForwardApply(ctx context.Context, entry []byte) (uint64, []byte, 
 
 // ForwardRenewLease implements rpc/cluster.Backend.
 func (n *Node) ForwardRenewLease(ctx context.Context, legion, nodeID string, epoch uint64) (bool, bool, string, error) {
-	return n.grantLease(legion, nodeID, epoch, time.Now())
+	return n.grantLease(ctx, legion, nodeID, epoch, time.Now())
 }
 
 // ForwardRemovePeer implements rpc/cluster.Backend.
@@ -150,7 +166,7 @@ func (n *Node) ForwardRemovePeer(ctx context.Context, nodeID string) error {
 // name (nodeID, epoch), the epoch must not be revoked, and this node must
 // prove it still leads a quorum (VerifyLeader) before the grant counts.
 // recv is when the request arrived: the fence waits from it.
-func (n *Node) grantLease(legion, nodeID string, epoch uint64, recv time.Time) (granted, revoked bool, reason string, err error) {
+func (n *Node) grantLease(ctx context.Context, legion, nodeID string, epoch uint64, recv time.Time) (granted, revoked bool, reason string, err error) {
 	fence := n.fence.Load()
 	if n.raft.State() != raft.Leader || fence == nil {
 		return false, false, "", n.notLeader()
@@ -162,8 +178,8 @@ func (n *Node) grantLease(legion, nodeID string, epoch uint64, recv time.Time) (
 	if fence.Revoked(legion, epoch) {
 		return false, true, "the leader is handing the lordship to another member", nil
 	}
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return false, false, "", n.notLeader()
+	if err := n.verifyLeader(ctx); err != nil {
+		return false, false, "", err
 	}
 	if !fence.Grant(legion, epoch, recv) {
 		return false, true, "the leader is handing the lordship to another member", nil
@@ -174,7 +190,7 @@ func (n *Node) grantLease(legion, nodeID string, epoch uint64, recv time.Time) (
 // renew asks the leader (possibly this node) to renew a lease.
 func (n *Node) renew(ctx context.Context, legion string, epoch uint64) (bool, bool, string, error) {
 	if n.raft.State() == raft.Leader {
-		return n.grantLease(legion, n.id, epoch, time.Now())
+		return n.grantLease(ctx, legion, n.id, epoch, time.Now())
 	}
 	c, err := n.leaderClient()
 	if err != nil {
@@ -185,6 +201,26 @@ func (n *Node) renew(ctx context.Context, legion string, epoch uint64) (bool, bo
 		return false, false, "", fromStatus(err)
 	}
 	return resp.GetGranted(), resp.GetRevoked(), resp.GetReason(), nil
+}
+
+// verifyLeader runs a quorum round, giving up when ctx ends. raft's
+// VerifyLeader does not take a context, and a partitioned leader's round
+// lasts until it steps down: a lord that is also the leader must not wait
+// for that past its lease (its keeper checks the lease only between
+// renewals).
+func (n *Node) verifyLeader(ctx context.Context) error {
+	f := n.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return n.notLeader()
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("verify raft leadership: %w", ctx.Err())
+	}
 }
 
 func (n *Node) notLeader() error {

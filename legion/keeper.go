@@ -144,6 +144,7 @@ func (k *keeper) renew(lg fsm.Legion) time.Time {
 			if !time.Now().Before(until) {
 				break // granted too late to be of use
 			}
+			n.markJoined(k.legion)
 			k.set(true, lg.Epoch, until)
 			n.log.Info("i am now the lord of the legion", "legion", k.legion, "epoch", lg.Epoch)
 			n.reactor.OnLord(k.legion, lg.Epoch)

@@ -225,9 +225,15 @@ func (e *elector) elect() {
 		case lg.Lord == "":
 			// Nobody holds a grant: initial, released, or cleared after
 			// a full lease wait.
-			if want != "" {
-				e.setLord(fence, lg, want, reason)
+			if want == "" {
+				continue
 			}
+			if better := e.expected(lg, want, now); better != "" {
+				e.note(lg.Name, "waiting for a member with more valor to register before naming a lord",
+					"member", better, "candidate", want)
+				continue
+			}
+			e.setLord(fence, lg, want, reason)
 		case lg.Lord == want:
 			if !fence.LeaseExpired(lg.Name, lg.Epoch, now) {
 				delete(e.noted, lg.Name)
@@ -249,6 +255,34 @@ func (e *elector) elect() {
 			e.setLord(fence, lg, want, reason)
 		}
 	}
+}
+
+// registerWait bounds how long a legion without a lord waits for a member
+// that gossip has just seen, and that would outrank the candidate, to
+// register: when a legion forms, the first member to register would
+// otherwise be named, take the VIP and hand it over a moment later.
+const registerWait = 2 * time.Second
+
+// expected names a member that gossip saw join legion less than
+// registerWait ago, whose registration is not committed yet, and that
+// would be picked over want; "" when there is none.
+func (e *elector) expected(lg fsm.Legion, want string, now time.Time) string {
+	m, _ := lg.Member(want)
+	cands := []lord.Candidate{{NodeID: want, Valor: m.Valor, Eligible: true}}
+	for _, g := range e.n.members.all() {
+		if _, ok := lg.Member(g.ID); ok || g.Health != HealthAlive || g.Meta == nil || now.Sub(g.Since) > registerWait {
+			continue
+		}
+		for _, lv := range g.Meta.GetLegions() {
+			if lv.GetName() == lg.Name {
+				cands = append(cands, lord.Candidate{NodeID: g.ID, Valor: lv.GetValor(), Eligible: true})
+			}
+		}
+	}
+	if id, ok := lord.Pick(cands, lg.Pinned); ok && id != want {
+		return id
+	}
+	return ""
 }
 
 // choose picks the lord a legion should have now; penalised members only
@@ -351,7 +385,11 @@ func (n *Node) watchQuorum() {
 		}
 		if !warned && time.Since(since) > 5*n.cfg.ElectionTimeout && n.hasState() {
 			warned = true
-			n.log.Error(n.noQuorum(time.Since(since)).Error() + "; no lord can be named or keep its lease until a quorum is back")
+			detail := n.noQuorum(time.Since(since)).Error()
+			n.log.Error(detail + "; no lord can be named or keep its lease until a quorum is back")
+			if q, ok := n.reactor.(QuorumReporter); ok {
+				q.OnQuorumLost(detail)
+			}
 		}
 	}
 }

@@ -88,6 +88,9 @@ type Node struct {
 	penaltyMu sync.Mutex
 	penalty   map[string]time.Time // node id -> excluded from lordship until
 
+	joinMu sync.Mutex
+	joined map[string]bool // legions whose OnJoin fired
+
 	started   chan struct{}
 	stopping  chan struct{} // closed when the node stops (after a graceful leave)
 	stopOnce  sync.Once     // one Shutdown
@@ -136,6 +139,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 		leaderKick: make(chan struct{}, 1),
 		keepers:    make(map[string]*keeper),
 		penalty:    make(map[string]time.Time),
+		joined:     make(map[string]bool),
 		started:    make(chan struct{}),
 		stopping:   make(chan struct{}),
 		fatal:      make(chan error, 1),
@@ -210,6 +214,11 @@ func (n *Node) DataDir() string { return n.dataDir }
 // FSM exposes the state machine for reads (caches, alarms, status).
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
+// IsLeader reports whether this node is the Raft leader now. It is a
+// hint (leadership can be lost the next instant): use it to decide who
+// proposes housekeeping such as cache sweeps, never for correctness.
+func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.Leader }
+
 // Started is closed once every listener is bound and Raft runs.
 func (n *Node) Started() <-chan struct{} { return n.started }
 
@@ -239,6 +248,10 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) start() error {
 	for _, l := range n.cfg.Legions {
 		n.reactor.OnSetup(l.Name)
+		if l.Valor != 0 { // arbiters vote but are never lord
+			// Built before gossip starts: its events kick the keepers.
+			n.keepers[l.Name] = newKeeper(n, l.Name)
+		}
 	}
 	if err := n.startRPC(); err != nil {
 		return err
@@ -254,12 +267,7 @@ func (n *Node) start() error {
 	n.spawn(n.registerLoop)
 	n.spawn(n.joinLoop)
 	n.spawn(n.watchQuorum)
-	for _, l := range n.cfg.Legions {
-		if l.Valor == 0 {
-			continue // arbiters vote but are never lord
-		}
-		k := newKeeper(n, l.Name)
-		n.keepers[l.Name] = k
+	for _, k := range n.keepers {
 		n.spawn(k.run)
 	}
 	n.log.Info("legion node started", "gossip_addr", n.cfg.GossipAddr(), "raft_addr", n.raftAddr,
@@ -411,6 +419,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) shutdown(ctx context.Context) error {
 	n.leaving.Store(true)
 	n.log.Info("leaving the cluster")
+	n.drain(ctx)
 	// Stop the keepers first so no new lordship starts; each releases the
 	// lordship it holds and marks this node draining.
 	for _, k := range n.keepers {
@@ -434,6 +443,27 @@ func (n *Node) shutdown(ctx context.Context) error {
 	n.waitRemoved(ctx)
 	n.halt()
 	return nil
+}
+
+// drain lets the reactor drain the fenced resources of every lordship this
+// node holds, before the keepers stop: they keep renewing meanwhile, so the
+// lease holds however long the drain takes (at most DrainTimeout).
+func (n *Node) drain(ctx context.Context) {
+	d, ok := n.reactor.(Drainer)
+	if !ok || n.cfg.DrainTimeout <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range n.cfg.Legions {
+		if !n.IsLord(l.Name) {
+			continue
+		}
+		lg, _ := n.fsm.Legions().Get(l.Name)
+		wg.Go(func() { d.OnDrain(ctx, l.Name, lg.Epoch) })
+	}
+	wg.Wait()
 }
 
 // waitRemoved waits (bounded by ctx) until the leader has dropped this

@@ -75,12 +75,12 @@ func (n *Node) readFIFO(ctx context.Context, path string) {
 			return
 		}
 		for _, c := range buf[:k] {
-			n.fifoCommand(ctx, c)
+			n.fifoCommand(c)
 		}
 	}
 }
 
-func (n *Node) fifoCommand(ctx context.Context, c byte) {
+func (n *Node) fifoCommand(c byte) {
 	switch c {
 	case 'r', 'w', 'R', 'W':
 		n.log.Info(fmt.Sprintf("master-fifo %q: graceful reload", c))
@@ -92,9 +92,9 @@ func (n *Node) fifoCommand(ctx context.Context, c byte) {
 	case 'Q':
 		n.Stop(false)
 	case '+':
-		n.pool.Scale(ctx, 1)
+		n.pool.Scale(1)
 	case '-':
-		n.pool.Scale(ctx, -1)
+		n.pool.Scale(-1)
 	case 's':
 		n.logStats()
 	case '\n', '\r', ' ':

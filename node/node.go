@@ -193,6 +193,7 @@ func (n *Node) newSpawner(ctx context.Context, processes int) (wsgi.Spawner, err
 		Python: python, Chdir: chdir, Module: cfg.Str("module"), WSGIFile: wsgiFile,
 		Callable: cfg.Str("callable"), PythonPath: cfg.List("pythonpath"), Env: cfg.List("env"),
 		Threads: cfg.Int("threads"), Processes: processes, Lazy: cfg.Bool("lazy-apps"), Stderr: w,
+		Procname: cfg.Str("procname"), Opt: uwsgiOpt(cfg),
 	}
 	sp, err := wsgi.NewSpawner(ctx, spec, n.log)
 	if err != nil && errors.Is(err, wsgi.ErrAppLoad) && !spec.Lazy {
@@ -552,4 +553,14 @@ func frontendConfig(cfg *config.Config) (frontend.Config, error) {
 		fc.Listen.ChmodSocket = os.FileMode(mode)
 	}
 	return fc, nil
+}
+
+// uwsgiOpt is what apps read as uwsgi.opt: every option given, by its
+// canonical name (the last value of repeated ones, as a string).
+func uwsgiOpt(cfg *config.Config) map[string]string {
+	opt := map[string]string{}
+	for _, e := range cfg.Entries() {
+		opt[e.Name] = e.Value
+	}
+	return opt
 }

@@ -25,6 +25,9 @@
 // GOUWSGI_NODE, GOUWSGI_LORD, GOUWSGI_EPOCH, GOUWSGI_MEMBER (node-joined and
 // node-left) and, for uWSGI-era scripts, UWSGI_LEGION_NAME and
 // UWSGI_LEGION_PHASE; their output goes to the log line by line.
+// GOUWSGI_LORD is the lord's member name (as GOUWSGI_NODE names this node),
+// GOUWSGI_EPOCH the epoch of the lordship a lord or unlord event is about,
+// or of the current lordship for the other events (0 when there is none).
 //
 // Hooks never block the caller: Fire queues an event on its legion's own
 // goroutine, which runs hooks one at a time in firing order, each bounded by

@@ -22,8 +22,9 @@ type Reactor struct {
 	R *Runner
 	// Node is this node's name, for the hooks' environment.
 	Node string
-	// Lord names the current lord of a legion ("" when none).
-	Lord func(legion string) string
+	// Lord names the current lord of a legion and the epoch of its
+	// lordship ("", 0 when there is none), for the hooks' environment.
+	Lord func(legion string) (name string, epoch uint64)
 	// Wait bounds how long setup and death wait for their hooks.
 	Wait time.Duration
 }
@@ -31,12 +32,19 @@ type Reactor struct {
 var (
 	_ legion.Reactor     = (*Reactor)(nil)
 	_ legion.VIPReporter = (*Reactor)(nil)
+	_ legion.Drainer     = (*Reactor)(nil)
 )
 
+// event describes phase p of legion l. epoch is the lordship a lord or
+// unlord event is about; other events (epoch 0) carry the current one.
 func (x *Reactor) event(p Phase, l string, epoch uint64) Event {
 	ev := Event{Phase: p, Legion: l, Node: x.Node, Epoch: epoch}
 	if x.Lord != nil {
-		ev.Lord = x.Lord(l)
+		var current uint64
+		ev.Lord, current = x.Lord(l)
+		if epoch == 0 {
+			ev.Epoch = current
+		}
 	}
 	return ev
 }
@@ -68,6 +76,14 @@ func (x *Reactor) OnUnlord(l string, epoch uint64) {
 		x.R.log.Error("releasing the legion's vips on unlord failed", "legion", l, "epoch", epoch, "error", err)
 	}
 	x.R.Fire(x.event(PhaseUnlord, l, epoch))
+}
+
+// OnDrain implements legion.Drainer: before a graceful handover the
+// legion's VIPs stop taking new connections and let those in progress end.
+func (x *Reactor) OnDrain(ctx context.Context, l string, epoch uint64) {
+	if err := x.R.DrainVIPs(ctx, l); err != nil {
+		x.R.log.Warn("draining the legion's vips before the handover", "legion", l, "epoch", epoch, "error", err)
+	}
 }
 
 // OnSetup implements legion.Reactor.

@@ -30,7 +30,8 @@ type Event struct {
 	Node string
 	// Lord is the current lord's name, "" when there is none.
 	Lord string
-	// Epoch is the fencing token of the current lordship (0 when none).
+	// Epoch is the fencing token of the lordship a lord or unlord event is
+	// about; for other events, of the current lordship (0 when none).
 	Epoch uint64
 	// Member is the member that joined or left (node-joined, node-left).
 	Member string
@@ -46,6 +47,9 @@ type Alarms interface {
 type VIP interface {
 	Claim(ctx context.Context, epoch uint64) error
 	Release(ctx context.Context, epoch uint64) error
+	// Drain keeps new connections away from a held address and waits for
+	// those in progress, before a graceful handover.
+	Drain(ctx context.Context) error
 	CleanStale(ctx context.Context) error
 	Reconcile(ctx context.Context, lord bool, epoch uint64) error
 	// State reports whether the address is held, and under which epoch.
@@ -248,6 +252,20 @@ func (r *Runner) ReleaseVIPs(ctx context.Context, legion string, epoch uint64) e
 			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// DrainVIPs drains the VIPs of legion's legion-lord hooks, all at once, on
+// the caller's goroutine: a graceful handover calls it while this node is
+// still lord, then releases them.
+func (r *Runner) DrainVIPs(ctx context.Context, legion string) error {
+	refs := r.lordVIPs[legion]
+	errs := make([]error, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { errs[i] = ref.v.Drain(ctx) })
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

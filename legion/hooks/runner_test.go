@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gouwsgi/gouwsgi/legion"
 	"github.com/gouwsgi/gouwsgi/legion/vip"
 )
 
@@ -286,6 +287,7 @@ func (v vipRecorder) Claim(_ context.Context, epoch uint64) error {
 func (v vipRecorder) Release(_ context.Context, epoch uint64) error {
 	return v.record(fmt.Sprintf("release %d", epoch))
 }
+func (v vipRecorder) Drain(context.Context) error      { return v.record("drain") }
 func (v vipRecorder) CleanStale(context.Context) error { return v.record("clean") }
 func (v vipRecorder) Reconcile(_ context.Context, lord bool, epoch uint64) error {
 	return v.record(fmt.Sprintf("reconcile %v %d", lord, epoch))
@@ -412,5 +414,46 @@ func TestCloseDeadlineCancelsRunningHook(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "lord hook returned: -1") {
 		t.Errorf("cancelled hook not logged as failed:\n%s", logs)
+	}
+}
+
+func TestReactorEnvironmentAndDrain(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	var mu sync.Mutex
+	var calls []string
+	cfg := DefaultConfig()
+	cfg.NewVIP = func(s vip.Spec) (VIP, error) { return vipRecorder{spec: s, mu: &mu, calls: &calls}, nil }
+	line := "cmd:echo $GOUWSGI_PHASE $GOUWSGI_EPOCH lord=$GOUWSGI_LORD member=$GOUWSGI_MEMBER >> " + out
+	cfg.Hooks = mustHooks(t,
+		"legion-lord = web vip:10.0.0.100/24",
+		"legion-join = web "+line,
+		"legion-lord = web "+line,
+		"legion-node-joined = web "+line,
+		"legion-unlord = web "+line,
+	)
+	r, _ := newRunner(t, cfg)
+	// The FSM's view: lord n2 at epoch 9 (the reactor names lords by name).
+	x := &Reactor{R: r, Node: "n1", Lord: func(string) (string, uint64) { return "n2", 9 }}
+
+	x.OnJoin("web")
+	x.OnNodeJoined("web", legion.MemberInfo{Name: "n3"})
+	x.OnLord("web", 10)
+	x.OnDrain(context.Background(), "web", 10)
+	x.OnUnlord("web", 10)
+	wait(t, r.Fire(Event{Phase: PhaseSetup, Legion: "web"}))
+
+	want := []string{
+		"join 9 lord=n2 member=",          // not about a lordship: the current one
+		"node-joined 9 lord=n2 member=n3", // likewise
+		"lord 10 lord=n1 member=",         // about its own lordship: its epoch, itself
+		"unlord 10 lord=n2 member=",
+	}
+	if got := readLines(t, out); !slices.Equal(got, want) {
+		t.Errorf("hook environment\n got %q\nwant %q", got, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(calls, "10.0.0.100 drain") || slices.Index(calls, "10.0.0.100 drain") > slices.Index(calls, "10.0.0.100 release 10") {
+		t.Errorf("vip calls %q: want a drain before the release", calls)
 	}
 }

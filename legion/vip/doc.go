@@ -11,6 +11,13 @@
 // before the node joins. Every claim and release carries the lordship's epoch
 // (the fencing token) into the logs.
 //
+// Before a graceful handover, Drain keeps new TCP connections away from a
+// held address (a classic BPF program on the interface's tc ingress drops
+// SYNs to it, so clients retry and reach the successor) and waits until the
+// connections in progress are done: once the successor announces the
+// address, every segment of a connection still open here would reach the
+// successor and be reset. Release removes the filter after the address.
+//
 // The hook action spelling is `vip:ADDR[/LEN][,dev=IFACE]`, for example
 //
 //	legion-lord   = web vip:10.0.0.100/24,dev=eth0

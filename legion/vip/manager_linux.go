@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +36,8 @@ type Manager struct {
 	held   bool
 	epoch  uint64
 	sock   int // AF_PACKET socket, -1 until the first announcement
+	// draining: Drain attached the SYN-dropping filter; Release detaches it.
+	draining bool
 	// stopAnnouncer cancels the running announcer; nil when none runs.
 	stopAnnouncer context.CancelFunc
 	announcerDone chan struct{}
@@ -150,7 +151,8 @@ func (m *Manager) CleanStale(ctx context.Context) error {
 	if removed {
 		m.log.Warn("removed a stale vip left by an earlier run")
 	}
-	return nil
+	// A run that died while draining left its SYN filter too.
+	return m.removeDrainFilter()
 }
 
 // Reconcile makes the system match lordship: when lord, the address must be
@@ -239,6 +241,15 @@ func (m *Manager) releaseLocked(epoch uint64, msg string) error {
 	if err != nil {
 		return fmt.Errorf("%w (epoch %d)", err, epoch)
 	}
+	// Only now: until the address is gone the filter keeps new connections
+	// away from it.
+	if m.draining {
+		if err := m.removeDrainFilter(); err != nil {
+			m.log.Warn("vip released but its drain filter stays", "epoch", epoch, "error", err)
+		} else {
+			m.draining = false
+		}
+	}
 	m.log.Info(msg, "epoch", epoch, "was_present", removed)
 	return nil
 }
@@ -326,41 +337,18 @@ func (m *Manager) announce(i int) error {
 }
 
 // openPacketSocket opens a send-only AF_PACKET socket (protocol 0 receives
-// nothing) in the target namespace: a socket belongs to the namespace of the
-// thread that creates it, so the thread switches there for the call.
+// nothing) in the target namespace.
 func (m *Manager) openPacketSocket() (int, error) {
-	open := func() (int, error) {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return -1, fmt.Errorf("vip %s: open packet socket: %w", m.cfg.Spec.Prefix, err)
-		}
-		return fd, nil
-	}
-	if !m.ns.IsOpen() {
-		return open()
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
+	fd := -1
+	err := m.inNS(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		return err
+	})
 	if err != nil {
-		runtime.UnlockOSThread()
-		return -1, fmt.Errorf("vip %s: get current network namespace: %w", m.cfg.Spec.Prefix, err)
+		return -1, fmt.Errorf("vip %s: open packet socket: %w", m.cfg.Spec.Prefix, err)
 	}
-	defer orig.Close()
-	if err := netns.Set(m.ns); err != nil {
-		runtime.UnlockOSThread()
-		return -1, fmt.Errorf("vip %s: enter network namespace %s: %w", m.cfg.Spec.Prefix, m.cfg.NetNS, err)
-	}
-	fd, openErr := open()
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the wrong namespace: leave it locked so the
-		// runtime discards it when this goroutine ends.
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return -1, fmt.Errorf("vip %s: return to original network namespace: %w", m.cfg.Spec.Prefix, err)
-	}
-	runtime.UnlockOSThread()
-	return fd, openErr
+	return fd, nil
 }
 
 func (m *Manager) startAnnouncerLocked() {

@@ -107,53 +107,61 @@ func setNeighbor(t *testing.T, h *lab.Host, addr netip.Addr) {
 }
 
 func TestClaimAnnounceRelease(t *testing.T) {
+	eachFamily(t, 2, func(t *testing.T, l *lab.Lab, vip netip.Prefix) {
+		h0 := l.Hosts[0]
+		m, logs := newManager(t, h0, vip.String()) // no dev: resolved from the subnet
+		if got := m.Spec().Dev; got != lab.Dev {
+			t.Fatalf("resolved dev %q, want %q", got, lab.Dev)
+		}
+		setNeighbor(t, l.Client, vip.Addr())
+
+		if err := m.Claim(context.Background(), 7); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "h0 holds the vip", holdersAre(l, vip.Addr(), "h0"))
+		waitFor(t, "client's neighbour entry moves to h0", neighborIs(l.Client, vip.Addr(), h0))
+		if held, epoch := m.State(); !held || epoch != 7 {
+			t.Errorf("state after claim: held %v epoch %d", held, epoch)
+		}
+
+		// The address works: the client reaches a listener on it.
+		ln, err := h0.Listen("tcp", netip.AddrPortFrom(vip.Addr(), 0).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c, err := l.Client.DialContext(context.Background(), "tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatalf("client -> vip: %v", err)
+		}
+		c.Close()
+
+		if err := m.Release(context.Background(), 8); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "nobody holds the vip", holdersAre(l, vip.Addr()))
+		if held, epoch := m.State(); held || epoch != 8 {
+			t.Errorf("state after release: held %v epoch %d", held, epoch)
+		}
+		for _, want := range []string{`msg="vip claimed"`, "epoch=7", `msg="vip released"`, "epoch=8", "was_present=true"} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("log lacks %q:\n%s", want, logs)
+			}
+		}
+	})
+}
+
+// eachFamily runs f in a fresh lab of n hosts, once with an IPv4 and once
+// with an IPv6 VIP.
+func eachFamily(t *testing.T, n int, f func(t *testing.T, l *lab.Lab, vip netip.Prefix)) {
 	for _, family := range []string{"ipv4", "ipv6"} {
 		t.Run(family, func(t *testing.T) {
-			l := lab.New(t, 2)
+			l := lab.New(t, n)
 			vip := l.VIP(0)
 			if family == "ipv6" {
 				vip = l.VIP6(0)
 			}
-			h0 := l.Hosts[0]
-			m, logs := newManager(t, h0, vip.String()) // no dev: resolved from the subnet
-			if got := m.Spec().Dev; got != lab.Dev {
-				t.Fatalf("resolved dev %q, want %q", got, lab.Dev)
-			}
-			setNeighbor(t, l.Client, vip.Addr())
-
-			if err := m.Claim(context.Background(), 7); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "h0 holds the vip", holdersAre(l, vip.Addr(), "h0"))
-			waitFor(t, "client's neighbour entry moves to h0", neighborIs(l.Client, vip.Addr(), h0))
-			if held, epoch := m.State(); !held || epoch != 7 {
-				t.Errorf("state after claim: held %v epoch %d", held, epoch)
-			}
-
-			// The address works: the client reaches a listener on it.
-			ln, err := h0.Listen("tcp", netip.AddrPortFrom(vip.Addr(), 0).String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			c, err := l.Client.DialContext(context.Background(), "tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatalf("client -> vip: %v", err)
-			}
-			c.Close()
-
-			if err := m.Release(context.Background(), 8); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "nobody holds the vip", holdersAre(l, vip.Addr()))
-			if held, epoch := m.State(); held || epoch != 8 {
-				t.Errorf("state after release: held %v epoch %d", held, epoch)
-			}
-			for _, want := range []string{`msg="vip claimed"`, "epoch=7", `msg="vip released"`, "epoch=8", "was_present=true"} {
-				if !strings.Contains(logs.String(), want) {
-					t.Errorf("log lacks %q:\n%s", want, logs)
-				}
-			}
+			f(t, l, vip)
 		})
 	}
 }

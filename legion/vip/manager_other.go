@@ -31,6 +31,9 @@ func (m *Manager) Claim(context.Context, uint64) error { return ErrNotSupported 
 // Release returns ErrNotSupported.
 func (m *Manager) Release(context.Context, uint64) error { return ErrNotSupported }
 
+// Drain returns ErrNotSupported.
+func (m *Manager) Drain(context.Context) error { return ErrNotSupported }
+
 // CleanStale returns ErrNotSupported.
 func (m *Manager) CleanStale(context.Context) error { return ErrNotSupported }
 

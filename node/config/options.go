@@ -457,7 +457,7 @@ func buildTable() []Option {
 	))
 
 	add(group(groupCache,
-		opt("cache2", KindList, "", "Create a cache: `name=N,items=N[,blocksize=N,hash=djb33x|murmur2,store=path,...]` (see ParseKV)."),
+		opt("cache2", KindList, "", "Create a cache: `name=N,items=N[,blocksize=N,hash=djb33x|murmur2,store=path,...]` (see ParseKV). With a legion, `replicate=1` makes the cache the same on every node (writes through Raft) and `linearizable=1` makes its reads linearizable; every node must declare the same replicated caches."),
 		opt("cache", KindInt, "", "Legacy: create the cache `default` with N items."),
 		opt("cache-blocksize", KindInt, "65536", "Legacy: block size of the `cache` cache."),
 		opt("cache-store", KindString, "", "Legacy: persistence file of the `cache` cache."),
@@ -483,6 +483,7 @@ func buildTable() []Option {
 		opt("alarm-backlog", KindList, "", "Raise the alarm when a listen queue is full.").alias("backlog-alarm", "lq-alarm", "alarm-lq", "alarm-listen-queue", "listen-queue-alarm"),
 		opt("alarm-segfault", KindList, "", "Raise the alarm (with the backtrace) when a worker dies of SIGSEGV.").alias("segfault-alarm"),
 		opt("alarm-harakiri", KindList, "", "Raise the alarm when harakiri kills a worker.").differs(extension+": uWSGI has no harakiri trigger."),
+		opt("alarm-cluster", KindList, "", "`<alarm>[,<alarm>...]`: raise the alarms on cluster events: this node became lord, a member is gone (dead or left), the raft quorum is lost.").differs(extension+": uWSGI has no cluster alarm. With a legion every alarm is recorded through Raft, so an incident seen on several nodes runs its action once for the cluster."),
 		opt("alarm-fd", KindList, "", "`<alarm> <fd>[:<nbytes>] <message>`: raise the alarm when the file descriptor is readable."),
 		opt("alarm-cheap", KindBool, "", "Run alarm actions from the alarm thread instead of inline.").differs("Accepted without effect: gouwsgi always matches log lines and runs actions off the log path."),
 		unsupported("alarm-metric", KindList, "", "`key=<metric>,value=<threshold>[,alarm=..]`: raise an alarm on a metric threshold.").alias("metric-alarm"),
@@ -523,7 +524,7 @@ func buildTable() []Option {
 	))
 
 	add(group(groupAdmin,
-		opt("admin", KindString, "", "Listen address of the admin gRPC API (`host:port` or `unix:/path`); empty means gouwsgi's default unix socket. Anything off loopback needs TLS and a token.").differs(extension+"."),
+		opt("admin", KindString, "", "Listen address of the admin gRPC API (`host:port`, `unix:/path` or `unix:///path`); empty means 127.0.0.1:7071 when that port is free (a warning, not an error, when another gouwsgi holds it). Anything off loopback needs TLS and a credential (token or client certificates).").differs(extension+"."),
 		opt("admin-tls-cert", KindString, "", "Certificate of the admin API.").differs(extension+"."),
 		opt("admin-tls-key", KindString, "", "Private key of admin-tls-cert.").differs(extension+"."),
 		opt("admin-tls-ca", KindString, "", "CA bundle that verifies admin clients' certificates.").differs(extension+"."),

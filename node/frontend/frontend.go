@@ -63,7 +63,8 @@ type socket struct {
 	name, proto string
 	l           net.Listener
 	unixPath    string
-	srv         *http.Server
+	srv         *http.Server // https
+	h1          *h1Server    // http, http-socket
 }
 
 // New builds a server; add listeners, then Serve.
@@ -95,7 +96,7 @@ func (s *Server) AddHTTP(addr string) (net.Addr, error) {
 		return nil, fmt.Errorf("http %s: %w", addr, err)
 	}
 	so := s.add(addr, "http", l)
-	so.srv = s.httpServer(false)
+	so.h1 = newH1Server(s, l)
 	s.log.Info(fmt.Sprintf("HTTP server bound on %s (fd %s)", l.Addr(), addr))
 	return l.Addr(), nil
 }
@@ -132,7 +133,7 @@ func (s *Server) AddHTTPS(spec string) (net.Addr, error) {
 		return nil, fmt.Errorf("https %s: %w", parts[0], err)
 	}
 	so := s.add(parts[0], "https", l)
-	so.srv = s.httpServer(true)
+	so.srv = s.httpsServer()
 	so.srv.TLSConfig = tc
 	s.log.Info(fmt.Sprintf("HTTPS server bound on %s", l.Addr()))
 	return l.Addr(), nil
@@ -149,9 +150,11 @@ func (s *Server) AddUWSGI(addr string) (net.Addr, error) {
 	return l.Addr(), nil
 }
 
-func (s *Server) httpServer(tls bool) *http.Server {
+// httpsServer serves https with net/http, which brings TLS and HTTP/2;
+// plain HTTP goes through h1Server.
+func (s *Server) httpsServer() *http.Server {
 	srv := &http.Server{
-		Handler:           &httpHandler{s: s, tls: tls},
+		Handler:           &httpHandler{s: s},
 		ReadHeaderTimeout: s.cfg.HTTPTimeout,
 		IdleTimeout:       s.cfg.HTTPTimeout,
 		// The vars-block check in the handler enforces buffer-size with a
@@ -177,10 +180,10 @@ func (s *Server) Serve(ctx context.Context, grace time.Duration) error {
 			switch {
 			case so.proto == "uwsgi":
 				err = s.serveUWSGI(ctx, so.l)
-			case so.srv.TLSConfig != nil:
-				err = so.srv.ServeTLS(so.l, "", "")
+			case so.h1 != nil:
+				err = so.h1.serve()
 			default:
-				err = so.srv.Serve(so.l)
+				err = so.srv.ServeTLS(so.l, "", "")
 			}
 			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 				errc <- fmt.Errorf("serve %s %s: %w", so.proto, so.name, err)
@@ -201,9 +204,12 @@ func (s *Server) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	for _, so := range s.sockets {
-		if so.srv != nil {
+		switch {
+		case so.srv != nil:
 			_ = so.srv.Shutdown(ctx)
-		} else {
+		case so.h1 != nil:
+			so.h1.shutdown(ctx)
+		default:
 			_ = so.l.Close()
 		}
 	}
@@ -216,6 +222,9 @@ func (s *Server) shutdown(grace time.Duration) {
 		for _, so := range s.sockets {
 			if so.srv != nil {
 				_ = so.srv.Close()
+			}
+			if so.h1 != nil {
+				so.h1.closeConns(false)
 			}
 		}
 	}

@@ -13,17 +13,17 @@ import (
 	"github.com/gouwsgi/gouwsgi/node/wire"
 )
 
+// httpHandler serves https through net/http (plain HTTP has h1Server).
 type httpHandler struct {
-	s   *Server
-	tls bool
+	s *Server
 }
 
-// ServeHTTP turns an HTTP request into uwsgi vars, as uWSGI's http router
+// ServeHTTP turns an HTTPS request into uwsgi vars, as uWSGI's https router
 // does before forwarding to a worker.
 func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	start := time.Now()
 	r := &request.Request{Ctx: hr.Context(), Start: start}
-	r.Vars = httpVars(hr, hh.tls)
+	r.Vars = httpsVars(hr)
 	rw := &responseWriter{ResponseWriter: w}
 	if n := r.Vars.EncodedLen(); n > hh.s.cfg.BufferSize {
 		hh.s.log.Warn(fmt.Sprintf("invalid request block size: %d (max %d)...skip (%s %s from %s; raise buffer-size)", n, hh.s.cfg.BufferSize, hr.Method, hr.RequestURI, r.Vars.Value("REMOTE_ADDR")))
@@ -41,16 +41,12 @@ func (hh *httpHandler) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	}
 }
 
-// httpVars builds the CGI environ of an HTTP request.
-func httpVars(hr *http.Request, tls bool) wire.Vars {
+// httpsVars builds the CGI environ of an HTTPS request.
+func httpsVars(hr *http.Request) wire.Vars {
 	vs := make(wire.Vars, 0, 16+len(hr.Header))
 	path, query, _ := strings.Cut(hr.RequestURI, "?")
 	if hr.URL != nil && hr.URL.Path != "" {
 		path = hr.URL.Path
-	}
-	scheme := "http"
-	if tls {
-		scheme = "https"
 	}
 	vs = append(vs,
 		wire.Var{Key: "REQUEST_METHOD", Value: hr.Method},
@@ -59,11 +55,9 @@ func httpVars(hr *http.Request, tls bool) wire.Vars {
 		wire.Var{Key: "QUERY_STRING", Value: query},
 		wire.Var{Key: "SERVER_PROTOCOL", Value: hr.Proto},
 		wire.Var{Key: "SCRIPT_NAME", Value: ""},
-		wire.Var{Key: "REQUEST_SCHEME", Value: scheme},
+		wire.Var{Key: "REQUEST_SCHEME", Value: "https"},
+		wire.Var{Key: "HTTPS", Value: "on"},
 	)
-	if tls {
-		vs = append(vs, wire.Var{Key: "HTTPS", Value: "on"})
-	}
 	host, port, err := net.SplitHostPort(hr.RemoteAddr)
 	if err != nil {
 		host = hr.RemoteAddr

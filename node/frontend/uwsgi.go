@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gouwsgi/gouwsgi/node/request"
@@ -52,7 +53,12 @@ func (s *Server) serveUWSGI(ctx context.Context, l net.Listener) error {
 func (s *Server) serveUWSGIConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	dc := &deadlineConn{Conn: c, timeout: s.cfg.SocketTimeout}
-	br := bufio.NewReaderSize(dc, 8192)
+	br := uwsgiReaders.Get().(*bufio.Reader)
+	br.Reset(dc)
+	defer func() {
+		br.Reset(nil)
+		uwsgiReaders.Put(br)
+	}()
 	pkt, err := wire.ReadPacket(br, s.cfg.BufferSize, s.cfg.MaxVars)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -80,6 +86,7 @@ func (s *Server) serveUWSGIConn(ctx context.Context, c net.Conn) {
 		r.Body = &exactReader{r: io.LimitReader(br, cl), left: cl}
 	}
 	uw := newUWSGIWriter(c, r.Vars.Value("SERVER_PROTOCOL"))
+	defer uw.release()
 	rw := &responseWriter{ResponseWriter: uw}
 	s.h.ServeRequest(rw, r)
 	if !r.Log.Abort {
@@ -89,6 +96,13 @@ func (s *Server) serveUWSGIConn(ctx context.Context, c net.Conn) {
 	}
 	s.logRequest(r, rw, start)
 }
+
+// Buffers of uwsgi connections: nginx opens one per request, so they are
+// recycled rather than allocated each time.
+var (
+	uwsgiReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8192) }}
+	uwsgiWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+)
 
 // stripScriptName removes SCRIPT_NAME from the front of PATH_INFO.
 func stripScriptName(vs *wire.Vars) {
@@ -143,7 +157,16 @@ func newUWSGIWriter(c net.Conn, proto string) *uwsgiWriter {
 	if proto == "" {
 		proto = "HTTP/1.0"
 	}
-	return &uwsgiWriter{c: c, bw: bufio.NewWriterSize(c, 16<<10), proto: proto, header: http.Header{}}
+	bw := uwsgiWriters.Get().(*bufio.Writer)
+	bw.Reset(c)
+	return &uwsgiWriter{c: c, bw: bw, proto: proto, header: http.Header{}}
+}
+
+// release recycles the buffer once the response is done with.
+func (u *uwsgiWriter) release() {
+	u.bw.Reset(nil)
+	uwsgiWriters.Put(u.bw)
+	u.bw = nil
 }
 
 func (u *uwsgiWriter) Header() http.Header { return u.header }
@@ -153,7 +176,12 @@ func (u *uwsgiWriter) WriteHeader(code int) {
 		return
 	}
 	u.wrote = true
-	fmt.Fprintf(u.bw, "%s %d %s\r\n", u.proto, code, http.StatusText(code))
+	_, _ = u.bw.WriteString(u.proto)
+	_ = u.bw.WriteByte(' ')
+	_, _ = u.bw.WriteString(strconv.Itoa(code))
+	_ = u.bw.WriteByte(' ')
+	_, _ = u.bw.WriteString(http.StatusText(code))
+	_, _ = u.bw.WriteString("\r\n")
 	_ = u.header.Write(u.bw)
 	_, _ = u.bw.WriteString("\r\n")
 }

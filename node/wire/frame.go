@@ -16,6 +16,10 @@ import (
 //	ModRequest vars          the WSGI environ
 //	ModBody ... ModBody/End  the request body in chunks, always terminated
 //
+// The master may send a request before the previous one on the connection
+// is answered (pipelining); the worker reads the next request only when it
+// has answered the previous one.
+//
 // Data connection (worker → master), one response per request, in order:
 //
 //	ModHeaders vars          first pair ":status" = "200 OK", then headers
@@ -92,9 +96,12 @@ type FrameReader struct {
 	buf []byte
 }
 
-// NewFrameReader wraps r with a buffer sized for typical responses.
+// NewFrameReader wraps r with a buffer sized for typical responses. A
+// payload larger than the buffer is read straight into its own buffer, so
+// the reader's buffer need not hold a full packet: every worker slot has
+// one, so it is kept small.
 func NewFrameReader(r io.Reader) *FrameReader {
-	return &FrameReader{r: bufio.NewReaderSize(r, 64<<10), buf: make([]byte, 0, 4096)}
+	return &FrameReader{r: bufio.NewReaderSize(r, 16<<10), buf: make([]byte, 0, 4096)}
 }
 
 // Buffered is how many bytes are already read and waiting; 0 means the

@@ -25,12 +25,38 @@ func FuzzParseVars(f *testing.F) {
 		if maxVars < 0 {
 			maxVars = -maxVars
 		}
+		// NextVar walks the same block the same way, short of the checks
+		// on empty keys and the count.
+		var walked Vars
+		var walkErr error
+		for off := 0; off < len(b); {
+			k, v, next, err := NextVar(string(b), off)
+			if err != nil {
+				walkErr = err
+				break
+			}
+			walked, off = append(walked, Var{k, v}), next
+		}
+		if walkErr != nil && !errors.Is(walkErr, ErrTruncated) {
+			t.Fatalf("NextVar on %q: error %v is not ErrTruncated", b, walkErr)
+		}
 		vs, err := ParseVars(b, maxVars)
 		if err != nil {
 			if !errors.Is(err, ErrTruncated) && !errors.Is(err, ErrEmptyKey) && !errors.Is(err, ErrTooManyVars) {
 				t.Fatalf("ParseVars(%q) error %v is not a sentinel", b, err)
 			}
+			if errors.Is(err, ErrTruncated) && walkErr == nil {
+				t.Fatalf("ParseVars(%q) error %v, but NextVar read it whole", b, err)
+			}
 			return
+		}
+		if walkErr != nil || len(walked) != len(vs) {
+			t.Fatalf("NextVar read %d vars (error %v), ParseVars %d", len(walked), walkErr, len(vs))
+		}
+		for i := range vs {
+			if walked[i] != vs[i] {
+				t.Fatalf("var %d: NextVar %q, ParseVars %q", i, walked[i], vs[i])
+			}
 		}
 		if maxVars > 0 && len(vs) > maxVars {
 			t.Fatalf("ParseVars returned %d vars, max %d", len(vs), maxVars)

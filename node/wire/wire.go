@@ -122,12 +122,15 @@ func (vs Vars) Append(b []byte) ([]byte, error) {
 // ParseVars decodes a vars block. maxVars bounds the number of pairs
 // (0 means unbounded).
 func ParseVars(b []byte, maxVars int) (Vars, error) {
+	// One string for the block that every key and value is a slice of:
+	// two allocations per packet rather than two per var.
+	block := string(b)
 	vs := make(Vars, 0, 24)
 	for off := 0; off < len(b); {
 		if maxVars > 0 && len(vs) >= maxVars {
 			return nil, fmt.Errorf("more than %d vars: %w", maxVars, ErrTooManyVars)
 		}
-		k, n, err := readString(b, off)
+		k, n, err := readString(block, off)
 		if err != nil {
 			return nil, fmt.Errorf("var %d key at offset %d: %w", len(vs), off, err)
 		}
@@ -135,7 +138,7 @@ func ParseVars(b []byte, maxVars int) (Vars, error) {
 			return nil, fmt.Errorf("var %d at offset %d: %w", len(vs), off, ErrEmptyKey)
 		}
 		off = n
-		v, n, err := readString(b, off)
+		v, n, err := readString(block, off)
 		if err != nil {
 			return nil, fmt.Errorf("var %q value at offset %d: %w", k, off, err)
 		}
@@ -145,16 +148,32 @@ func ParseVars(b []byte, maxVars int) (Vars, error) {
 	return vs, nil
 }
 
-func readString(b []byte, off int) (string, int, error) {
+// NextVar decodes the var at offset off of a vars block held in a string.
+// Key and value are slices of block, so a caller that converts a block once
+// pays no allocation per var; next is the offset of the following var. An
+// empty key is returned as is: callers decide whether they accept it.
+func NextVar(block string, off int) (key, value string, next int, err error) {
+	key, next, err = readString(block, off)
+	if err != nil {
+		return "", "", off, fmt.Errorf("var key at offset %d: %w", off, err)
+	}
+	value, next, err = readString(block, next)
+	if err != nil {
+		return "", "", off, fmt.Errorf("var %q value: %w", key, err)
+	}
+	return key, value, next, nil
+}
+
+func readString(b string, off int) (string, int, error) {
 	if len(b)-off < 2 {
 		return "", off, ErrTruncated
 	}
-	l := int(binary.LittleEndian.Uint16(b[off:]))
+	l := int(b[off]) | int(b[off+1])<<8
 	off += 2
 	if len(b)-off < l {
 		return "", off, ErrTruncated
 	}
-	return string(b[off : off+l]), off + l, nil
+	return b[off : off+l], off + l, nil
 }
 
 // Packet is a decoded uwsgi request packet (the body, if any, follows it on

@@ -5,6 +5,12 @@
 // chain reloads, and the per-worker figures the stats server reports.
 //
 // The master always knows which worker slot holds which request since when:
-// every slot records its request start and head, and that record is what
-// harakiri, the stats server and cheaper read.
+// every slot records its running request and its start, and that record is
+// what harakiri, the stats server and cheaper read.
+//
+// When every slot is busy, a request may be pipelined: sent on a slot behind
+// a request that started recently, so the worker finds it waiting instead
+// of idling for a round trip through the master. Responses come back in
+// order; a pipelined request that never started because its worker died
+// (harakiri, crash) is sent to another worker.
 package worker

@@ -118,11 +118,12 @@ type Pool struct {
 
 	ev       chan func()
 	started  time.Time
-	mu       sync.Mutex // guards the fields below, read by Stats
-	workers  []*worker  // by worker id (1-based); nil = not running
-	want     []bool     // by worker id: should this worker run
-	counters []counters // by worker id, kept across respawns
-	chain    []int      // worker ids still to chain-reload
+	runCtx   context.Context // Run's context: spawned workers live as long as it
+	mu       sync.Mutex      // guards the fields below, read by Stats
+	workers  []*worker       // by worker id (1-based); nil = not running
+	want     []bool          // by worker id: should this worker run
+	counters []counters      // by worker id, kept across respawns
+	chain    []int           // worker ids still to chain-reload
 	closing  bool
 	done     chan struct{} // closed when every worker is gone after Shutdown
 }
@@ -168,6 +169,7 @@ func New(cfg Config, sp Spawner, calls CallHandler, events Events, log *slog.Log
 	}
 	return &Pool{
 		cfg: cfg, sp: sp, calls: calls, events: events, log: log,
+		disp:     dispatcher{maxDepth: pipelineDepth, maxAge: pipelineMaxAge},
 		ev:       make(chan func(), 64),
 		workers:  make([]*worker, cfg.Processes+1),
 		want:     make([]bool, cfg.Processes+1),
@@ -180,6 +182,7 @@ func New(cfg Config, sp Spawner, calls CallHandler, events Events, log *slog.Log
 // stops the workers gracefully within the mercy period.
 func (p *Pool) Run(ctx context.Context) error {
 	p.started = time.Now()
+	p.runCtx = ctx
 	initial := p.cfg.Processes
 	if p.cfg.Cheaper > 0 {
 		initial = max(p.cfg.Cheaper, p.cfg.CheaperInitial)
@@ -200,6 +203,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		case f := <-p.ev:
 			f()
 		case now := <-tick.C:
+			p.disp.expire(now.Add(-p.cfg.QueueTimeout))
 			p.checkHarakiri(now)
 			p.checkMercy(now)
 		case now := <-slow.C:
@@ -380,9 +384,10 @@ func (w *worker) pendingDone(n int32) {
 	}
 }
 
-// finished returns a slot after a clean request and applies max-requests.
-func (p *Pool) finished(s *slot) {
-	w := s.w
+// finished accounts for a cleanly answered request, applies max-requests
+// and passes the slot on.
+func (p *Pool) finished(t *ticket) {
+	w := t.s.w
 	n := w.requests.Add(1)
 	w.lastBusy.Store(time.Now().UnixNano())
 	p.counters[w.id].requests.Add(1)
@@ -396,11 +401,12 @@ func (p *Pool) finished(s *slot) {
 			p.retire(w, "max-requests", true)
 		})
 	}
-	p.disp.release(s)
+	p.disp.done(t)
 }
 
-// broken takes a slot whose connection failed out of service; the worker is
-// dead or about to be, so it is killed to make sure.
+// broken handles a slot whose connection failed, after dispatcher.fail
+// took its worker out of service: the worker is dead or about to be, so it
+// is killed to make sure.
 func (p *Pool) broken(s *slot, err error) {
 	w := s.w
 	if !s.harakiri.Load() {
@@ -408,9 +414,6 @@ func (p *Pool) broken(s *slot, err error) {
 	}
 	p.counters[w.id].requests.Add(1)
 	p.do(func() {
-		if w.accepting.Load() || !w.retiring.IsZero() {
-			p.retire(w, "broken connection", true)
-		}
 		if !w.killed {
 			w.killed = true
 			_ = unix.Kill(w.pid, unix.SIGKILL)
@@ -433,7 +436,10 @@ func (p *Pool) checkHarakiri(now time.Time) {
 			if start == 0 || start > limit {
 				continue
 			}
-			head, addr := deref(s.head.Load()), deref(s.addr.Load())
+			var head, addr string
+			if r := s.req.Load(); r != nil {
+				head, addr = requestHead(r), r.Vars.Value("REMOTE_ADDR")
+			}
 			s.harakiri.Store(true)
 			w.killed = true
 			p.counters[w.id].harakiri.Add(1)
@@ -571,8 +577,8 @@ func (p *Pool) continueChain(id int) {
 
 // Scale adds (delta > 0) or removes workers within cheaper..processes, as
 // the master FIFO's + and - do.
-func (p *Pool) Scale(ctx context.Context, delta int) {
-	p.do(func() { p.scale(ctx, delta) })
+func (p *Pool) Scale(delta int) {
+	p.do(func() { p.scale(p.runCtx, delta) })
 }
 
 func (p *Pool) scale(ctx context.Context, delta int) {
@@ -647,10 +653,15 @@ func (p *Pool) shutdown() error {
 	p.checkAllGone()
 	deadline := time.NewTimer(p.cfg.Mercy)
 	defer deadline.Stop()
+	// No worker takes new requests any more: fail those that wait.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-p.done:
 			return nil
+		case now := <-tick.C:
+			p.disp.expire(now)
 		case f := <-p.ev:
 			f()
 		case <-deadline.C:
@@ -737,13 +748,6 @@ func closeProcess(proc *wsgi.Process) {
 	if proc.Ctl != nil {
 		_ = proc.Ctl.Close()
 	}
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }
 
 func trimNL(b []byte) string {

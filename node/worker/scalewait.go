@@ -13,7 +13,8 @@ func (p *Pool) ScaleWait(ctx context.Context, delta int) (int, error) {
 	select {
 	case p.ev <- func() {
 		before := p.countWanted()
-		p.scale(ctx, delta)
+		// Workers live as long as the pool, not as the caller's request.
+		p.scale(p.runCtx, delta)
 		res <- [2]int{before, p.countWanted()}
 	}:
 	case <-ctx.Done():

@@ -33,6 +33,8 @@ type Spec struct {
 	// Opt is what uwsgi.opt reports: option values as bytes, "" meaning a
 	// bare flag (True).
 	Opt map[string]string
+	// Procname is the workers' process name (procname); "" leaves it.
+	Procname string
 	// Lazy is lazy-apps: every worker imports the app itself. Otherwise a
 	// zygote imports it once and forks the workers.
 	Lazy bool
@@ -55,6 +57,7 @@ type workerConfig struct {
 	NumProc    int               `json:"numproc"`
 	Opt        map[string]string `json:"opt,omitempty"`
 	MasterPID  int               `json:"masterpid"`
+	Procname   string            `json:"procname,omitempty"`
 	Mode       string            `json:"mode"`
 	CtlFD      int               `json:"ctl_fd"`
 	DataFDs    []int             `json:"data_fds"`
@@ -105,7 +108,7 @@ func (s Spec) config(wid int, mode string) workerConfig {
 	return workerConfig{
 		WID: wid, Chdir: s.Chdir, Module: s.Module, WSGIFile: s.WSGIFile, Callable: s.Callable,
 		PythonPath: s.PythonPath, Threads: s.Threads, NumProc: s.Processes, Opt: s.Opt,
-		MasterPID: os.Getpid(), Mode: mode, CtlFD: 3, DataFDs: data,
+		MasterPID: os.Getpid(), Mode: mode, CtlFD: 3, DataFDs: data, Procname: s.Procname,
 	}
 }
 

@@ -8,18 +8,20 @@ connection. The protocol is documented in node/wire/frame.go; every message
 is a uwsgi packet: modifier1, little-endian uint16 size, modifier2, payload.
 """
 
+# Only modules the interpreter has loaded anyway or that are written in C:
+# whatever the zygote imports sits in every worker. socket, signal,
+# threading, json and traceback would pull in enum, re, collections and
+# more, a megabyte or two the hello-world app never needs.
+import _signal
+import _socket
+import _thread
 import array
 import atexit
 import gc
-import json
+import io
 import os
-import signal
-import socket
 import sys
-import threading
 import time
-import traceback
-import types
 
 MOD_REQUEST = 0
 MOD_BODY = 240
@@ -63,6 +65,44 @@ class ConnectionLost(ConnectionError):
     """The master closed the connection in the middle of a message."""
 
 
+def print_exc():
+    import traceback
+    traceback.print_exc()
+
+
+def format_exc():
+    import traceback
+    return traceback.format_exc()
+
+
+def socket_reader(fd, size):
+    """A buffered reader on a socket fd (what socket.makefile gives)."""
+    return io.BufferedReader(io.FileIO(fd, "rb", closefd=False), size)
+
+
+def parse_config(raw):
+    """Decode the JSON config with the C scanner json itself uses."""
+    try:
+        import _json
+    except ImportError:
+        import json
+        return json.loads(raw)
+
+    class Context:
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = None
+        memo = {}
+
+    value, end = _json.make_scanner(Context())(raw, 0)
+    if raw[end:].strip():
+        raise ValueError("extra data after the worker config at %d" % end)
+    return value
+
+
 def frame_header(mod1, size, mod2):
     return bytes((mod1, size & 0xFF, size >> 8, mod2))
 
@@ -85,12 +125,14 @@ def packet(mod1, mod2, pairs):
     return frame_header(mod1, len(payload), mod2) + payload
 
 
-def parse_vars(b):
-    """Decode a vars block into a dict of latin-1 str, as PEP 3333 wants."""
+def parse_vars(b, env=None):
+    """Decode a vars block into env (a new dict by default) as latin-1 str,
+    as PEP 3333 wants."""
     # Decoding the block once and slicing the str is twice as fast as
     # decoding every key and value on its own.
     s = str(b, "latin-1")
-    env = {}
+    if env is None:
+        env = {}
     i = 0
     n = len(b)
     try:
@@ -185,9 +227,9 @@ class Control:
     """The control connection, shared by every thread of the worker."""
 
     def __init__(self, fd):
-        self.sock = socket.socket(fileno=fd)
-        self.read = self.sock.makefile("rb").read
-        self.lock = threading.Lock()
+        self.sock = _socket.socket(fileno=fd)
+        self.read = socket_reader(fd, 8192).read
+        self.lock = _thread.allocate_lock()
 
     def send(self, data):
         with self.lock:
@@ -223,7 +265,7 @@ class Control:
         return status, rbody
 
 
-class UwsgiModule(types.ModuleType):
+class UwsgiModule(type(sys)):
     """The `uwsgi` module apps import, backed by the control connection."""
 
     def __init__(self, cfg):
@@ -235,7 +277,7 @@ class UwsgiModule(types.ModuleType):
         self._wid = int(cfg.get("wid") or 0)
         self._masterpid = int(cfg.get("masterpid") or os.getppid())
         self._ctl = None
-        self._tls = threading.local()
+        self._tls = _thread._local()
 
     def worker_id(self):
         return self._wid
@@ -480,8 +522,56 @@ def encode_header_field(what, v):
     raise HeaderError("%s %r must be a str, not %s" % (what, v, type(v).__name__))
 
 
+# Encoded heads by (status, headers): most apps send the same few heads
+# again and again. Bounded by clearing it when full.
+HEAD_CACHE = {}
+HEAD_CACHE_SIZE = 256
+
+
 def headers_frame(status, headers):
     """Encode status and headers as a ModHeaders packet."""
+    try:
+        key = (status, tuple(headers))
+        frame = HEAD_CACHE.get(key)
+    except TypeError:
+        # Unhashable: a list as a pair, say.
+        return encode_headers_frame(status, headers)
+    if frame is None:
+        frame = encode_headers_frame(status, headers)
+        if len(HEAD_CACHE) >= HEAD_CACHE_SIZE:
+            HEAD_CACHE.clear()
+        HEAD_CACHE[key] = frame
+    return frame
+
+
+def encode_headers_frame(status, headers):
+    """Encode status and headers as a ModHeaders packet."""
+    # The common case (str status and pairs of latin-1 str) without a call
+    # per field; anything else takes the checking path, which also names
+    # what is wrong.
+    try:
+        sb = status.encode("latin-1")
+        parts = [b"\x07\x00:status", len(sb).to_bytes(2, "little"), sb]
+        append = parts.append
+        for k, v in headers:
+            kb = k.encode("latin-1")
+            vb = v.encode("latin-1")
+            append(len(kb).to_bytes(2, "little"))
+            append(kb)
+            append(len(vb).to_bytes(2, "little"))
+            append(vb)
+    except (AttributeError, UnicodeEncodeError, TypeError, ValueError):
+        return checked_headers_frame(status, headers)
+    if len(sb) < 3 or not sb[:3].isdigit():
+        raise HeaderError("status %r does not start with a 3-digit code" % (status,))
+    payload = b"".join(parts)
+    if len(payload) > MAX_PAYLOAD:
+        raise HeaderError("response headers take %d bytes, more than %d" % (len(payload), MAX_PAYLOAD))
+    return frame_header(MOD_HEADERS, len(payload), 0) + payload
+
+
+def checked_headers_frame(status, headers):
+    """headers_frame for bytes fields, with an error naming a bad one."""
     sb = encode_header_field("status", status)
     if len(sb) < 3 or not sb[:3].isdigit():
         raise HeaderError("status %r does not start with a 3-digit code" % (status,))
@@ -514,8 +604,10 @@ class Conn:
     """One data connection: serves its requests one after the other."""
 
     def __init__(self, fd, app, base_env, uwsgi_mod):
-        self.sock = socket.socket(fileno=fd)
-        self.read = self.sock.makefile("rb", buffering=65536).read
+        self.sock = _socket.socket(fileno=fd)
+        reader = socket_reader(fd, 65536)
+        self.read = reader.read
+        self.peek = reader.peek
         self.app = app
         self.base_env = base_env
         self.uwsgi = uwsgi_mod
@@ -564,17 +656,31 @@ class Conn:
         """Serve requests until the master closes the connection."""
         self.uwsgi._tls.conn = self
         read = self.read
+        peek = self.peek
+        base_env = self.base_env
+        handle = self.handle
         try:
             while True:
-                p = read_packet(read)
-                if p is None:
+                h = read(4)
+                if len(h) < 4:
+                    if h:
+                        raise ConnectionLost("connection closed inside a packet header")
                     return
-                mod1, _, payload = p
-                if mod1 != MOD_REQUEST:
-                    raise ProtocolError("expected a request packet, got modifier %d" % mod1)
-                env = self.base_env.copy()
-                env.update(parse_vars(payload))
-                self.handle(env)
+                if h[0] != MOD_REQUEST:
+                    raise ProtocolError("expected a request packet, got modifier %d" % h[0])
+                size = h[1] | h[2] << 8
+                payload = read(size)
+                if len(payload) < size:
+                    raise ConnectionLost("connection closed inside a %d-byte packet" % size)
+                env = base_env.copy()
+                parse_vars(payload, env)
+                inp = Input(read)
+                # Most requests have no body: the end of the body stream is
+                # already buffered right behind the vars.
+                if peek(4)[:4] == BODY_END_FRAME:
+                    read(4)
+                    inp._done = True
+                handle(env, inp)
         except ProtocolError as e:
             sys.stderr.write("gouwsgi worker %d: protocol error on data connection: %s\n" % (os.getpid(), e))
         except OSError:
@@ -583,7 +689,7 @@ class Conn:
         finally:
             self.sock.close()
 
-    def handle(self, env):
+    def handle(self, env, inp):
         scheme = env.get("UWSGI_SCHEME")
         if not scheme:
             https = env.get("HTTPS")
@@ -592,7 +698,6 @@ class Conn:
             else:
                 scheme = env.get("REQUEST_SCHEME") or "http"
         env["wsgi.url_scheme"] = scheme
-        inp = Input(self.read)
         env["wsgi.input"] = inp
         self.headers = None
         self.started = False
@@ -628,13 +733,13 @@ class Conn:
             sys.stderr.write("gouwsgi worker %d: the app called sys.exit(%r), exiting\n" % (os.getpid(), e.code))
         except BaseException:
             exception = True
-            traceback.print_exc()
+            print_exc()
         if result is not None and hasattr(result, "close"):
             try:
                 result.close()
             except BaseException:
                 exception = True
-                traceback.print_exc()
+                print_exc()
         if exception:
             if self.sent:
                 aborted = True
@@ -677,13 +782,16 @@ def load_app(cfg):
         mod = importlib.import_module(name)
         where = "module %s" % name
     elif wsgi_file:
-        import importlib.util
+        # importlib.util would import contextlib and functools for two
+        # functions that live here.
+        from importlib._bootstrap import module_from_spec
+        from importlib._bootstrap_external import spec_from_file_location
         path = os.path.abspath(wsgi_file)
         name = "uwsgi_file_" + "".join(c if c.isalnum() else "_" for c in path)
-        spec = importlib.util.spec_from_file_location(name, path)
+        spec = spec_from_file_location(name, path)
         if spec is None:
             raise ImportError("cannot load wsgi-file %s: not a Python file" % path)
-        mod = importlib.util.module_from_spec(spec)
+        mod = module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
         where = "wsgi-file %s" % path
@@ -707,8 +815,21 @@ def shutdown(code):
         os._exit(code)
 
 
+def set_procname(name):
+    """procname: the worker's name in ps -o comm and top (the kernel keeps
+    15 bytes). ctypes is imported only when a name is configured."""
+    if not name:
+        return
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError) as e:
+        sys.stderr.write("procname %r not set: %s\n" % (name, e))
+
+
 def run_worker(cfg, app, uwsgi_mod):
     """Say hello on the control connection, then serve every data connection."""
+    set_procname(cfg.get("procname"))
     uwsgi_mod._wid = int(cfg["wid"])
     ctl = Control(cfg["ctl_fd"])
     uwsgi_mod._ctl = ctl
@@ -733,6 +854,7 @@ def run_worker(cfg, app, uwsgi_mod):
     if len(conns) == 1:
         conns[0].serve()
     else:
+        import threading
         threads = [threading.Thread(target=c.serve, name="gouwsgi-core-%d" % i, daemon=True) for i, c in enumerate(conns)]
         for t in threads:
             t.start()
@@ -753,20 +875,20 @@ def zygote_loop(cfg, app, uwsgi_mod):
     # the zygote from being copied when a worker's collector walks them.
     gc.collect()
     gc.freeze()
-    ctl = socket.socket(fileno=cfg["ctl_fd"])
+    ctl = _socket.socket(fileno=cfg["ctl_fd"])
     per_worker = 1 + max(1, int(cfg.get("threads") or 1))
     ctl.sendall(packet(MOD_HELLO, 0, [(b"pid", b"%d" % os.getpid()), (b"wid", b"0")]))
     buf = bytearray()
     fdq = []
-    anc_size = socket.CMSG_SPACE(per_worker * 4 * array.array("i").itemsize)
+    anc_size = _socket.CMSG_SPACE(per_worker * 4 * array.array("i").itemsize)
     while True:
         data, anc, flags, _ = ctl.recvmsg(65536 + 4, anc_size)
         for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
                 fds = array.array("i")
                 fds.frombytes(cdata[:len(cdata) - len(cdata) % fds.itemsize])
                 fdq.extend(fds)
-        if flags & socket.MSG_CTRUNC:
+        if flags & _socket.MSG_CTRUNC:
             sys.stderr.write("gouwsgi zygote: file descriptors were truncated\n")
         if not data:
             shutdown(0)
@@ -814,7 +936,7 @@ def fork_worker(cfg, app, uwsgi_mod, wid, fds, foreign):
                 try:
                     run_worker(wcfg, app, uwsgi_mod)
                 except BaseException:
-                    traceback.print_exc()
+                    print_exc()
                     shutdown(1)
             os.write(w, b"%d" % grandchild)
             code = 0
@@ -834,10 +956,10 @@ def main():
     raw = os.environ.pop("GOUWSGI_WORKER", None)
     if not raw:
         sys.exit("this is gouwsgi's Python worker: the gouwsgi master starts it")
-    cfg = json.loads(raw)
+    cfg = parse_config(raw)
     # The worker dies quietly when the terminal's Ctrl-C reaches it too;
     # the master decides what happens next.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
     sys.stdout.reconfigure(line_buffering=True)
     # What uWSGI shows apps that look at their command line.
     sys.argv = ["uwsgi"]
@@ -850,11 +972,11 @@ def main():
     try:
         app = load_app(cfg)
     except BaseException:
-        tb = traceback.format_exc()
+        tb = format_exc()
         sys.stderr.write(tb)
         sys.stderr.write("*** no app loaded. GAME OVER ***\n")
         try:
-            ctl = socket.socket(fileno=cfg["ctl_fd"])
+            ctl = _socket.socket(fileno=cfg["ctl_fd"])
             ctl.sendall(packet(MOD_HELLO, 1, [(b"error", tb.encode("utf-8", "replace")[-60000:])]))
         finally:
             sys.stderr.flush()

@@ -77,6 +77,48 @@ var behaviours = []struct {
 			t.Errorf("end vars = %v, want none", r.end)
 		}
 	}},
+	{"pipelined requests answered in order", func(t *testing.T, e *env) {
+		// The master may send requests before the previous one is
+		// answered; the worker must answer each in turn, with and without
+		// a body.
+		var batch []byte
+		for i := range 5 {
+			vars := requestVars("GET", "/")
+			var body []byte
+			if i%2 == 1 {
+				body = []byte(fmt.Sprintf("body %d", i))
+				vars = requestVars("POST", "/echo", wire.Var{Key: "CONTENT_LENGTH", Value: strconv.Itoa(len(body))})
+			}
+			b, err := AppendRequest(batch, vars, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = b
+		}
+		if _, err := e.c.conn.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			r, err := e.c.read(nil)
+			if err != nil {
+				t.Fatalf("response %d: %v", i, err)
+			}
+			want := "Hello World"
+			if i%2 == 1 {
+				want = fmt.Sprintf("body %d", i)
+			}
+			wantResponse(t, r, "200 OK", want)
+		}
+	}},
+	{"header list changed in place between requests", func(t *testing.T, e *env) {
+		first := e.c.do(t, requestVars("GET", "/counter"), nil).header.Value("X-Count")
+		second := e.c.do(t, requestVars("GET", "/counter"), nil).header.Value("X-Count")
+		a, _ := strconv.Atoi(first)
+		b, _ := strconv.Atoi(second)
+		if a == 0 || b != a+1 {
+			t.Errorf("X-Count %q then %q, want consecutive counts", first, second)
+		}
+	}},
 	{"upload 5 MB streamed", func(t *testing.T, e *env) {
 		base := e.c.do(t, requestVars("POST", "/upload"), []byte("x"))
 		body := bytes.Repeat([]byte("0123456789abcdef"), 5<<20/16)

@@ -495,6 +495,7 @@ func TestConfigRejected(t *testing.T) {
 		{"public ip without TLS", admin.Config{Addr: "192.0.2.1:7071"}, "without TLS"},
 		{"bad addr", admin.Config{Addr: "nonsense"}, "neither unix:///path nor host:port"},
 		{"unix without path", admin.Config{Addr: "unix://"}, "no socket path"},
+		{"uwsgi-style unix without path", admin.Config{Addr: "unix:"}, "no socket path"},
 		{"cert without key", admin.Config{Addr: "127.0.0.1:0", CertFile: tlsFiles.ServerCert}, "both a certificate file and a key file"},
 		{"client CA without TLS", admin.Config{Addr: "127.0.0.1:0", ClientCAFile: tlsFiles.CA}, "needs a server certificate"},
 		{"missing cert file", admin.Config{Addr: "127.0.0.1:0", CertFile: filepath.Join(dir, "x.pem"), KeyFile: filepath.Join(dir, "x-key.pem")}, "load admin TLS certificate"},
@@ -541,8 +542,10 @@ func TestListenLoopbackAndUnix(t *testing.T) {
 
 	t.Run("unix socket 0600 replacing a stale one", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "admin.sock")
-		for range 2 { // the second Listen finds the first's socket file
-			ln, err := admin.Listen(admin.Config{Addr: "unix://" + path})
+		// The second Listen finds the first's socket file; uWSGI's
+		// unix:/path form names the same socket.
+		for _, addr := range []string{"unix://" + path, "unix:" + path} {
+			ln, err := admin.Listen(admin.Config{Addr: addr})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,9 +2,11 @@ package admin
 
 import (
 	"context"
+	"time"
 
 	adminv1 "github.com/gouwsgi/gouwsgi/proto/gouwsgi/admin/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -57,6 +59,11 @@ func (s *alarmServer) Watch(_ *adminv1.AlarmServiceWatchRequest, stream grpc.Ser
 	if err != nil {
 		return toStatus(err)
 	}
+	// Headers tell the client that it is subscribed: an alarm raised after
+	// stream.Header() returns is delivered.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -89,5 +96,17 @@ func alarmPB(a Alarm) *adminv1.Alarm {
 	if !a.AcknowledgedAt.IsZero() {
 		pa.AcknowledgedAt = timestamppb.New(a.AcknowledgedAt)
 	}
+	pa.OwnerNodeId, pa.Outcome, pa.Runs, pa.LastRaisedAt = a.Owner, a.Outcome, a.Runs, timestampOrNil(a.LastRaisedAt)
+	for _, r := range a.Raisers {
+		pa.Raisers = append(pa.Raisers, &adminv1.AlarmRaiser{NodeId: r.NodeID, Name: r.Name, Count: r.Count,
+			FirstRaisedAt: timestampOrNil(r.FirstRaisedAt), LastRaisedAt: timestampOrNil(r.LastRaisedAt)})
+	}
 	return pa
+}
+
+func timestampOrNil(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

@@ -206,6 +206,21 @@ type Alarm struct {
 	Count          uint64
 	Acknowledged   bool
 	AcknowledgedAt time.Time
+	// Cluster history only (zero without a legion): every node that
+	// raised it, the node running its action, the outcome, how many
+	// executions were reported, and the latest raise.
+	Raisers      []AlarmRaiser
+	Owner        string
+	Outcome      string
+	Runs         uint32
+	LastRaisedAt time.Time
+}
+
+// AlarmRaiser is one node's share of a cluster incident.
+type AlarmRaiser struct {
+	NodeID, Name                string
+	Count                       uint64
+	FirstRaisedAt, LastRaisedAt time.Time
 }
 
 // AlarmEventType tells what happened to an alarm.

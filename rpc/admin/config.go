@@ -22,8 +22,8 @@ const TokenEnv = "GOUWSGI_TOKEN"
 
 // Config configures the admin API server.
 type Config struct {
-	// Addr is "unix:///path/to.sock" (created with mode 0600) or
-	// "host:port". A TCP address that is not loopback needs TLS and a
+	// Addr is "unix:///path/to.sock" or "unix:/path/to.sock" (created
+	// with mode 0600), or "host:port". A TCP address that is not loopback needs TLS and a
 	// credential (token or client certificates).
 	Addr string
 	// CertFile and KeyFile enable TLS with this server certificate.
@@ -72,7 +72,10 @@ func (c Config) Validate() error {
 
 // splitAddr turns an admin address into a network and an address.
 func splitAddr(addr string) (network, address string, err error) {
-	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+	// unix:///abs/path (URL form) and unix:/abs/path or unix:rel/path
+	// (uWSGI's form) all name a socket path.
+	if rest, ok := strings.CutPrefix(addr, "unix:"); ok {
+		path := strings.TrimPrefix(rest, "//")
 		if path == "" {
 			return "", "", fmt.Errorf("admin addr %q has no socket path", addr)
 		}

@@ -24,6 +24,10 @@ var (
 	// current state (e.g. a linearizable read of a local cache):
 	// FAILED_PRECONDITION.
 	ErrFailedPrecondition = errors.New("failed precondition")
+	// ErrUnavailable marks a request the node cannot serve now but may
+	// after a retry: no Raft leader or quorum, a peer unreachable.
+	// UNAVAILABLE (clients retry with backoff).
+	ErrUnavailable = errors.New("unavailable")
 	// ErrNoLegion is returned by LegionService on a node without a legion.
 	ErrNoLegion = fmt.Errorf("%w: this node runs no legion", ErrFailedPrecondition)
 )
@@ -81,6 +85,8 @@ func toStatus(err error) error {
 		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, ErrFailedPrecondition):
 		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -41,21 +41,44 @@ func (b Alarms) Raise(ctx context.Context, name, message string) (admin.Alarm, e
 	if err := b.M.Trigger(alarm.KindAPI, name, message); err != nil {
 		return admin.Alarm{}, fmt.Errorf("%w: %w", err, admin.ErrInvalidArgument)
 	}
-	// The alarm goroutine records it asynchronously; wait a bounded time.
+	return waitRaised(ctx, name, func() (admin.Alarm, bool) { return b.find(name, message) })
+}
+
+// find returns the latest local incident of an API raise of name with
+// message (cut to alarm-msg-size).
+func (b Alarms) find(name, message string) (admin.Alarm, bool) {
+	hist := b.M.History()
+	for i := len(hist) - 1; i >= 0; i-- {
+		if hist[i].Alarm == name && hist[i].Kind == alarm.KindAPI && sameMessage(message, hist[i].Message) {
+			return alarmOf(hist[i]), true
+		}
+	}
+	return admin.Alarm{}, false
+}
+
+// sameMessage: recorded is raised, possibly truncated at alarm-msg-size.
+func sameMessage(raised, recorded string) bool {
+	return strings.HasPrefix(raised, strings.TrimSuffix(recorded, alarm.TruncatedMarker))
+}
+
+// raiseWait bounds how long Raise waits for the alarm goroutine (and the
+// cluster) to record a raise.
+const raiseWait = 5 * time.Second
+
+// waitRaised polls find until the raise is recorded: the alarm goroutine
+// records it asynchronously.
+func waitRaised(ctx context.Context, name string, find func() (admin.Alarm, bool)) (admin.Alarm, error) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(raiseWait)
 	for {
-		hist := b.M.History()
-		for i := len(hist) - 1; i >= 0; i-- {
-			if hist[i].Alarm == name && hist[i].Kind == alarm.KindAPI && strings.HasPrefix(message, strings.TrimSuffix(hist[i].Message, alarm.TruncatedMarker)) {
-				return alarmOf(hist[i]), nil
-			}
+		if a, ok := find(); ok {
+			return a, nil
 		}
 		select {
 		case <-t.C:
 		case <-deadline:
-			return admin.Alarm{}, fmt.Errorf("raise alarm %s: not recorded within 5s (alarm queue full?)", name)
+			return admin.Alarm{}, fmt.Errorf("raise alarm %s: not recorded within %s (alarm queue full?)", name, raiseWait)
 		case <-ctx.Done():
 			return admin.Alarm{}, fmt.Errorf("raise alarm %s: %w", name, ctx.Err())
 		}

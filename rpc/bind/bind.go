@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gouwsgi/gouwsgi/cache"
+	"github.com/gouwsgi/gouwsgi/legion"
 	"github.com/gouwsgi/gouwsgi/node"
 	"github.com/gouwsgi/gouwsgi/rpc/admin"
 )
@@ -108,7 +109,7 @@ func (b Caches) Get(ctx context.Context, name, key string, linearizable bool) (a
 		}
 		v, exp, found, err := r.LinearizableGet(ctx, key)
 		if err != nil {
-			return admin.Item{}, err
+			return admin.Item{}, cacheErr(err)
 		}
 		if !found {
 			return admin.Item{}, fmt.Errorf("key %q not in cache %q: %w", key, s.Name(), admin.ErrNotFound)
@@ -157,7 +158,8 @@ func (b Caches) Keys(ctx context.Context, name string, linearizable bool) ([]str
 		if !ok {
 			return nil, fmt.Errorf("cache %q is local: linearizable reads need a replicated cache: %w", s.Name(), admin.ErrFailedPrecondition)
 		}
-		return r.LinearizableKeys(ctx)
+		keys, err := r.LinearizableKeys(ctx)
+		return keys, cacheErr(err)
 	}
 	return s.Keys(), nil
 }
@@ -211,6 +213,9 @@ func cacheErr(err error) error {
 		return fmt.Errorf("%w: %w", err, admin.ErrInvalidArgument)
 	case errors.Is(err, cache.ErrFull):
 		return fmt.Errorf("%w: %w", err, admin.ErrFailedPrecondition)
+	case errors.Is(err, legion.ErrNoQuorum), errors.Is(err, legion.ErrNotRunning):
+		// A replicated cache cannot commit the write now: retry later.
+		return fmt.Errorf("%w: %w", err, admin.ErrUnavailable)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gouwsgi/gouwsgi/legion"
 	"github.com/gouwsgi/gouwsgi/rpc/admin"
@@ -42,7 +43,10 @@ func (b Legion) Status(context.Context) (admin.ClusterStatus, error) {
 	}
 	for _, m := range st.Members {
 		mem := admin.Member{NodeID: m.NodeID, Addr: m.Addr, RaftAddr: m.RaftAddr, Health: healths[m.Health], Role: roles[m.Role], LastContact: -1}
-		if m.NodeID == st.NodeID {
+		switch {
+		case m.NodeID == st.NodeID && st.Role == legion.RoleLeader:
+			mem.LastContact = 0 // the leader is in contact with itself
+		case m.NodeID == st.NodeID:
 			mem.LastContact = st.LastContact
 		}
 		out.Members = append(out.Members, mem)
@@ -53,40 +57,59 @@ func (b Legion) Status(context.Context) (admin.ClusterStatus, error) {
 // ResignLord implements admin.Legion.
 func (b Legion) ResignLord(ctx context.Context, name string) (admin.LegionInfo, error) {
 	ls, err := b.L.ResignLord(ctx, name)
-	return legionInfo(ls), legionErr(err)
+	return legionInfo(ls), b.err(err)
 }
 
 // TransferLord implements admin.Legion.
 func (b Legion) TransferLord(ctx context.Context, name, nodeID string) (admin.LegionInfo, error) {
 	ls, err := b.L.TransferLord(ctx, name, nodeID)
-	return legionInfo(ls), legionErr(err)
+	return legionInfo(ls), b.err(err)
 }
 
-// Join implements admin.Legion.
+// Join implements admin.Legion. Joining through no address at all is
+// UNAVAILABLE: the addresses may answer later.
 func (b Legion) Join(ctx context.Context, addrs []string) (int, error) {
 	n, err := b.L.Join(ctx, addrs)
-	return n, legionErr(err)
+	if err != nil && n == 0 && !errors.Is(err, legion.ErrNotRunning) {
+		return 0, fmt.Errorf("%s: %w", oneLine(err), admin.ErrUnavailable)
+	}
+	return n, b.err(err)
 }
 
 // RemoveNode implements admin.Legion.
 func (b Legion) RemoveNode(ctx context.Context, nodeID string) error {
-	return legionErr(b.L.RemoveNode(ctx, nodeID))
+	return b.err(b.L.RemoveNode(ctx, nodeID))
 }
 
-// legionErr maps the cluster's errors onto the admin API's classes.
-func legionErr(err error) error {
+// err maps the cluster's errors onto the admin API's classes.
+func (b Legion) err(err error) error {
 	var nl *legion.NotLeaderError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &nl):
-		return &admin.NotLeaderError{LeaderID: nl.LeaderID, LeaderAddr: nl.LeaderRPCAddr}
+		// The hint's address is the leader's cluster RPC port, which
+		// speaks only to members: an operator could not use it as --addr.
+		return &admin.NotLeaderError{LeaderID: nl.LeaderID}
 	case errors.Is(err, legion.ErrUnknownLegion), errors.Is(err, legion.ErrUnknownNode):
 		return fmt.Errorf("%w: %w", err, admin.ErrNotFound)
-	case errors.Is(err, legion.ErrNodeAlive), errors.Is(err, legion.ErrNoQuorum), errors.Is(err, legion.ErrNotRunning), errors.Is(err, legion.ErrRefused):
+	case errors.Is(err, legion.ErrNoQuorum):
+		return fmt.Errorf("%w: %w", err, admin.ErrUnavailable)
+	case errors.Is(err, legion.ErrNodeAlive), errors.Is(err, legion.ErrNotRunning), errors.Is(err, legion.ErrRefused):
 		return fmt.Errorf("%w: %w", err, admin.ErrFailedPrecondition)
 	}
+	// Calls that need the leader fail with the legion's unexported
+	// no-leader error while an election runs or the quorum is lost.
+	if b.L.Status().LeaderID == "" {
+		return fmt.Errorf("%w (no raft leader: election in progress or quorum lost): %w", err, admin.ErrUnavailable)
+	}
 	return err
+}
+
+// oneLine flattens multi-line errors (memberlist joins its per-address
+// errors with newlines) so the status message stays one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // LegionStats is the stats server's legions[] in uWSGI's layout (legion,

@@ -11,9 +11,12 @@ import (
 
 	adminv1 "github.com/gouwsgi/gouwsgi/proto/gouwsgi/admin/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 // DefaultAddr is the admin API's default address (rpc/admin.DefaultAddr).
@@ -21,7 +24,8 @@ const DefaultAddr = "127.0.0.1:7071"
 
 // Config says how to reach a node's admin API.
 type Config struct {
-	// Addr is "unix:///path/to.sock", "/path/to.sock" or "host:port".
+	// Addr is "unix:///path/to.sock", "unix:/path/to.sock",
+	// "/path/to.sock" or "host:port".
 	Addr string
 	// CACertFile enables TLS, verifying the server against these CAs.
 	CACertFile string
@@ -79,16 +83,30 @@ func New(cfg Config) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Unreachable reports whether err is a call that failed because the
+// connection to the node could not be made or kept (node down, wrong
+// address, TLS refused), as opposed to an UNAVAILABLE answer from the
+// node itself (no Raft leader, not the leader), after which the
+// connection is still up.
+func (c *Client) Unreachable(err error) bool {
+	return status.Code(err) == codes.Unavailable && c.conn.GetState() != connectivity.Ready
+}
+
 // dialTarget turns an admin address into a gRPC target.
 func dialTarget(addr string) (string, error) {
 	switch {
 	case addr == "":
 		return "", errors.New("admin address is empty: use unix:///path or host:port")
-	case strings.HasPrefix(addr, "unix://"):
-		if len(addr) == len("unix://") {
+	case strings.HasPrefix(addr, "unix:"):
+		// unix:///abs/path, and uWSGI's unix:/abs/path or unix:rel/path.
+		path := strings.TrimPrefix(strings.TrimPrefix(addr, "unix:"), "//")
+		switch {
+		case path == "":
 			return "", fmt.Errorf("admin address %q has no socket path", addr)
+		case strings.HasPrefix(path, "/"):
+			return "unix://" + path, nil
 		}
-		return addr, nil
+		return "unix:" + path, nil
 	case strings.HasPrefix(addr, "/"):
 		return "unix://" + addr, nil
 	case strings.Contains(addr, "://"):

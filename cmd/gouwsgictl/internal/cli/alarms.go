@@ -91,7 +91,7 @@ apply to the stream.`,
 				return err
 			}
 			defer c.Close()
-			return watchAlarms(cmd.Context(), g, c)
+			return g.explain(c, watchAlarms(cmd.Context(), g, c))
 		},
 	}
 	return group("alarms", "List, raise, acknowledge and watch alarms", `  gouwsgictl alarms list
@@ -104,6 +104,12 @@ func watchAlarms(ctx context.Context, g *globals, c *client.Client) error {
 	if err != nil {
 		return err
 	}
+	// The node sends headers once subscribed: from then on no event is
+	// missed, which scripts can wait for on stderr.
+	if _, err := stream.Header(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.io.Err, "watching alarms on %s (Ctrl-C to stop)\n", g.addr)
 	for {
 		ev, err := stream.Recv()
 		switch {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -87,6 +88,11 @@ API and its calls to other nodes; operators use one too (--cert/--key).`,
 }
 
 func (g *globals) writePair(p pki.PEM, certPath, keyPath string, force bool) error {
+	// --out-dir /etc/gouwsgi/tls works on a fresh host; a directory made
+	// here holds keys, so only its owner may list it.
+	if err := os.MkdirAll(filepath.Dir(certPath), 0o700); err != nil {
+		return fmt.Errorf("create output directory: %w", err)
+	}
 	if err := p.WriteFiles(certPath, keyPath, force); err != nil {
 		return err
 	}

@@ -209,7 +209,8 @@ func TestUnreachableAndNoLegion(t *testing.T) {
 	}
 	dead := node{addr: "unix://" + filepath.Join(t.TempDir(), "none.sock")}
 	r = run(t, dead, nil, "", "--timeout", "500ms", "node", "stats")
-	if r.code != ExitError || !strings.Contains(r.err, "Unavailable") {
+	if r.code != ExitError || !strings.Contains(r.err, "cannot reach the admin API at "+dead.addr) ||
+		!strings.Contains(r.err, "no such file or directory") || !strings.Contains(r.err, "is gouwsgi running") {
 		t.Errorf("unreachable: %+v", r)
 	}
 }
@@ -245,7 +246,8 @@ func TestToken(t *testing.T) {
 }
 
 func TestCertAndMutualTLS(t *testing.T) {
-	dir := t.TempDir()
+	// --out-dir need not exist yet; it is made private to its owner.
+	dir := filepath.Join(t.TempDir(), "etc", "tls")
 	none := node{}
 	steps := [][]string{
 		{"cert", "create-ca", "--out-dir", dir},
@@ -256,6 +258,9 @@ func TestCertAndMutualTLS(t *testing.T) {
 		if r := run(t, none, nil, "", args...); r.code != ExitOK || !strings.Contains(r.out, "(mode 0600)") {
 			t.Fatalf("%v: %+v", args, r)
 		}
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("--out-dir %s: %v, want a directory with mode 0700", dir, err)
 	}
 	for _, f := range []string{"ca.pem", "ca-key.pem", "n1.pem", "n1-key.pem", "operator.pem", "operator-key.pem"} {
 		fi, err := os.Stat(filepath.Join(dir, f))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gouwsgi/gouwsgi/rpc/client"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -165,7 +166,27 @@ func (g *globals) call(ctx context.Context, fn func(context.Context, *client.Cli
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
-	return fn(ctx, c)
+	return g.explain(c, fn(ctx, c))
+}
+
+// explain rewrites a call that never reached the node into an error that
+// says so and what to check; gRPC's own text names only the transport.
+func (g *globals) explain(c *client.Client, err error) error {
+	if status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Errorf("no answer from the admin API at %s within --timeout %s (a reload waits for the app to load: raise --timeout): %s",
+			g.addr, g.timeout, status.Convert(err).Message())
+	}
+	if err == nil || !c.Unreachable(err) {
+		return err
+	}
+	hint := "is gouwsgi running with admin = " + g.addr + "?"
+	switch {
+	case g.caCert == "" && g.cert == "":
+		hint += " If it serves TLS, pass --cacert"
+	case g.cert == "":
+		hint += " If it requires mutual TLS, pass --cert and --key"
+	}
+	return fmt.Errorf("cannot reach the admin API at %s: %s (%s)", g.addr, status.Convert(err).Message(), hint)
 }
 
 // group makes a command that only holds subcommands; it rejects unknown

@@ -92,7 +92,7 @@ func runTop(ctx context.Context, g *globals, c *client.Client, interval time.Dur
 		frame.WriteString(clearScreen)
 		if err != nil {
 			// Keep refreshing: a node restart should not end the view.
-			fmt.Fprintf(&frame, "gouwsgictl top - %s - error: %s\n\nq: quit\n", g.addr, describe(err))
+			fmt.Fprintf(&frame, "gouwsgictl top - %s - error: %s\n\nq: quit\n", g.addr, describe(g.explain(c, err)))
 		} else {
 			renderTop(&frame, st, prev, now.Sub(prevAt), now)
 			prev, prevAt = st, now

@@ -203,6 +203,22 @@ def pid(env, sr):
     return [b"%d" % os.getpid()]
 
 
+COUNTER_HEADERS = [("X-Count", "0")]
+
+
+def counter(env, sr):
+    # The same list object every time, changed in place: a cache of
+    # encoded heads must not hand out the previous request's.
+    COUNTER_HEADERS[0] = ("X-Count", str(int(COUNTER_HEADERS[0][1]) + 1))
+    sr("200 OK", COUNTER_HEADERS)
+    return [b"counted"]
+
+
+def echo(env, sr):
+    sr("200 OK", [])
+    return [env["wsgi.input"].read()]
+
+
 ROUTES = {
     "/": hello, "/upload": upload, "/readline": readline, "/iterate": iterate,
     "/write": write_cb, "/closing": closing, "/closed": closed, "/exc_info": exc_info,
@@ -210,7 +226,7 @@ ROUTES = {
     "/unicode": unicode_header, "/bad_header": bad_header, "/stream": stream,
     "/concurrent": concurrent, "/cache": cache, "/environ": environ,
     "/filewrap": filewrap, "/no_read": no_read, "/pid": pid, "/getenv": getenv,
-    "/no_start": no_start, "/empty": empty,
+    "/no_start": no_start, "/empty": empty, "/counter": counter, "/echo": echo,
 }
 
 

@@ -591,6 +591,418 @@ func (x *SnapshotHeader) GetMachines() []string {
 	return nil
 }
 
+// CacheOp is one write to a replicated cache (legion/rcache). Times are
+// relative: the machine adds the leader's append time of the entry, so
+// every replica fixes the same absolute expiry.
+type CacheOp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is a cache.OpKind (1 set, 2 update, 3 del, 4 clear, 5 inc,
+	// 6 dec, 7 mul, 8 div, 9 sweep).
+	Kind uint32 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// cache names the cache; "" is the first replicated cache (for a sweep:
+	// every cache).
+	Cache string `protobuf:"bytes,2,opt,name=cache,proto3" json:"cache,omitempty"`
+	Key   string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// operand is the math operand.
+	Operand int64 `protobuf:"varint,5,opt,name=operand,proto3" json:"operand,omitempty"`
+	// ttl_nanos is the time to live from the leader's append time; 0 means
+	// never expires.
+	TtlNanos      int64 `protobuf:"varint,6,opt,name=ttl_nanos,json=ttlNanos,proto3" json:"ttl_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheOp) Reset() {
+	*x = CacheOp{}
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheOp) ProtoMessage() {}
+
+func (x *CacheOp) ProtoReflect() protoreflect.Message {
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheOp.ProtoReflect.Descriptor instead.
+func (*CacheOp) Descriptor() ([]byte, []int) {
+	return file_gouwsgi_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CacheOp) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *CacheOp) GetCache() string {
+	if x != nil {
+		return x.Cache
+	}
+	return ""
+}
+
+func (x *CacheOp) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CacheOp) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *CacheOp) GetOperand() int64 {
+	if x != nil {
+		return x.Operand
+	}
+	return 0
+}
+
+func (x *CacheOp) GetTtlNanos() int64 {
+	if x != nil {
+		return x.TtlNanos
+	}
+	return 0
+}
+
+// CacheBatch is the log entry of replicated caches: the writes one node
+// collected while its previous batch was in flight, applied in order.
+// A batch without ops is a read marker for linearizable reads.
+type CacheBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// origin identifies the proposing node process; with seq it lets the
+	// machine apply a batch that forwarding retried only once.
+	Origin        string     `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	Seq           uint64     `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	Ops           []*CacheOp `protobuf:"bytes,3,rep,name=ops,proto3" json:"ops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheBatch) Reset() {
+	*x = CacheBatch{}
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheBatch) ProtoMessage() {}
+
+func (x *CacheBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheBatch.ProtoReflect.Descriptor instead.
+func (*CacheBatch) Descriptor() ([]byte, []int) {
+	return file_gouwsgi_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CacheBatch) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *CacheBatch) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *CacheBatch) GetOps() []*CacheOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+// CacheResult is the outcome of one CacheOp.
+type CacheResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// value is a math result, or how many items a clear or sweep removed.
+	Value int64 `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
+	// code classifies a refusal (legion/rcache error codes); 0 = success.
+	Code uint32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// error is the refusal's message.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheResult) Reset() {
+	*x = CacheResult{}
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheResult) ProtoMessage() {}
+
+func (x *CacheResult) ProtoReflect() protoreflect.Message {
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheResult.ProtoReflect.Descriptor instead.
+func (*CacheResult) Descriptor() ([]byte, []int) {
+	return file_gouwsgi_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CacheResult) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *CacheResult) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CacheResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// CacheBatchResult answers a CacheBatch.
+type CacheBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the log index the batch was applied at.
+	Index         uint64         `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Results       []*CacheResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheBatchResult) Reset() {
+	*x = CacheBatchResult{}
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheBatchResult) ProtoMessage() {}
+
+func (x *CacheBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheBatchResult.ProtoReflect.Descriptor instead.
+func (*CacheBatchResult) Descriptor() ([]byte, []int) {
+	return file_gouwsgi_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CacheBatchResult) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CacheBatchResult) GetResults() []*CacheResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// CacheSession remembers the last batches of one origin, so a retried
+// batch is answered from memory instead of being applied twice.
+type CacheSession struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Origin           string                 `protobuf:"bytes,1,opt,name=origin,proto3" json:"origin,omitempty"`
+	LastSeenUnixNano int64                  `protobuf:"varint,2,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	Seqs             []uint64               `protobuf:"varint,3,rep,packed,name=seqs,proto3" json:"seqs,omitempty"`
+	// results[i] is the encoded CacheBatchResult of seqs[i].
+	Results       [][]byte `protobuf:"bytes,4,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheSession) Reset() {
+	*x = CacheSession{}
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheSession) ProtoMessage() {}
+
+func (x *CacheSession) ProtoReflect() protoreflect.Message {
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheSession.ProtoReflect.Descriptor instead.
+func (*CacheSession) Descriptor() ([]byte, []int) {
+	return file_gouwsgi_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CacheSession) GetOrigin() string {
+	if x != nil {
+		return x.Origin
+	}
+	return ""
+}
+
+func (x *CacheSession) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
+	}
+	return 0
+}
+
+func (x *CacheSession) GetSeqs() []uint64 {
+	if x != nil {
+		return x.Seqs
+	}
+	return nil
+}
+
+func (x *CacheSession) GetResults() [][]byte {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// CacheMachineState opens the replicated caches' snapshot section; the
+// cache.Machine snapshot follows it.
+type CacheMachineState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// now_unix_nano is the machine's clock: the latest leader time applied.
+	NowUnixNano int64 `protobuf:"varint,1,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	// last_index is the log index of the last cache entry applied.
+	LastIndex     uint64          `protobuf:"varint,2,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Sessions      []*CacheSession `protobuf:"bytes,3,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CacheMachineState) Reset() {
+	*x = CacheMachineState{}
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CacheMachineState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CacheMachineState) ProtoMessage() {}
+
+func (x *CacheMachineState) ProtoReflect() protoreflect.Message {
+	mi := &file_gouwsgi_raft_v1_raft_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CacheMachineState.ProtoReflect.Descriptor instead.
+func (*CacheMachineState) Descriptor() ([]byte, []int) {
+	return file_gouwsgi_raft_v1_raft_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CacheMachineState) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+func (x *CacheMachineState) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *CacheMachineState) GetSessions() []*CacheSession {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 var File_gouwsgi_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_gouwsgi_raft_v1_raft_proto_rawDesc = "" +
@@ -635,7 +1047,36 @@ const file_gouwsgi_raft_v1_raft_proto_rawDesc = "" +
 	"\x06pinned\x18\x06 \x01(\tR\x06pinned\"F\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1a\n" +
-	"\bmachines\x18\x02 \x03(\tR\bmachinesB9Z7github.com/gouwsgi/gouwsgi/proto/gouwsgi/raft/v1;raftv1b\x06proto3"
+	"\bmachines\x18\x02 \x03(\tR\bmachines\"\x92\x01\n" +
+	"\aCacheOp\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x14\n" +
+	"\x05cache\x18\x02 \x01(\tR\x05cache\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x18\n" +
+	"\aoperand\x18\x05 \x01(\x03R\aoperand\x12\x1b\n" +
+	"\tttl_nanos\x18\x06 \x01(\x03R\bttlNanos\"b\n" +
+	"\n" +
+	"CacheBatch\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12\x10\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12*\n" +
+	"\x03ops\x18\x03 \x03(\v2\x18.gouwsgi.raft.v1.CacheOpR\x03ops\"M\n" +
+	"\vCacheResult\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\x03R\x05value\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"`\n" +
+	"\x10CacheBatchResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x126\n" +
+	"\aresults\x18\x02 \x03(\v2\x1c.gouwsgi.raft.v1.CacheResultR\aresults\"\x83\x01\n" +
+	"\fCacheSession\x12\x16\n" +
+	"\x06origin\x18\x01 \x01(\tR\x06origin\x12-\n" +
+	"\x13last_seen_unix_nano\x18\x02 \x01(\x03R\x10lastSeenUnixNano\x12\x12\n" +
+	"\x04seqs\x18\x03 \x03(\x04R\x04seqs\x12\x18\n" +
+	"\aresults\x18\x04 \x03(\fR\aresults\"\x91\x01\n" +
+	"\x11CacheMachineState\x12\"\n" +
+	"\rnow_unix_nano\x18\x01 \x01(\x03R\vnowUnixNano\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x02 \x01(\x04R\tlastIndex\x129\n" +
+	"\bsessions\x18\x03 \x03(\v2\x1d.gouwsgi.raft.v1.CacheSessionR\bsessionsB9Z7github.com/gouwsgi/gouwsgi/proto/gouwsgi/raft/v1;raftv1b\x06proto3"
 
 var (
 	file_gouwsgi_raft_v1_raft_proto_rawDescOnce sync.Once
@@ -649,25 +1090,34 @@ func file_gouwsgi_raft_v1_raft_proto_rawDescGZIP() []byte {
 	return file_gouwsgi_raft_v1_raft_proto_rawDescData
 }
 
-var file_gouwsgi_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_gouwsgi_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_gouwsgi_raft_v1_raft_proto_goTypes = []any{
-	(*LegionMember)(nil),   // 0: gouwsgi.raft.v1.LegionMember
-	(*RegisterMember)(nil), // 1: gouwsgi.raft.v1.RegisterMember
-	(*RemoveNode)(nil),     // 2: gouwsgi.raft.v1.RemoveNode
-	(*SetLord)(nil),        // 3: gouwsgi.raft.v1.SetLord
-	(*ReleaseLord)(nil),    // 4: gouwsgi.raft.v1.ReleaseLord
-	(*PinLord)(nil),        // 5: gouwsgi.raft.v1.PinLord
-	(*LegionRecord)(nil),   // 6: gouwsgi.raft.v1.LegionRecord
-	(*SnapshotHeader)(nil), // 7: gouwsgi.raft.v1.SnapshotHeader
+	(*LegionMember)(nil),      // 0: gouwsgi.raft.v1.LegionMember
+	(*RegisterMember)(nil),    // 1: gouwsgi.raft.v1.RegisterMember
+	(*RemoveNode)(nil),        // 2: gouwsgi.raft.v1.RemoveNode
+	(*SetLord)(nil),           // 3: gouwsgi.raft.v1.SetLord
+	(*ReleaseLord)(nil),       // 4: gouwsgi.raft.v1.ReleaseLord
+	(*PinLord)(nil),           // 5: gouwsgi.raft.v1.PinLord
+	(*LegionRecord)(nil),      // 6: gouwsgi.raft.v1.LegionRecord
+	(*SnapshotHeader)(nil),    // 7: gouwsgi.raft.v1.SnapshotHeader
+	(*CacheOp)(nil),           // 8: gouwsgi.raft.v1.CacheOp
+	(*CacheBatch)(nil),        // 9: gouwsgi.raft.v1.CacheBatch
+	(*CacheResult)(nil),       // 10: gouwsgi.raft.v1.CacheResult
+	(*CacheBatchResult)(nil),  // 11: gouwsgi.raft.v1.CacheBatchResult
+	(*CacheSession)(nil),      // 12: gouwsgi.raft.v1.CacheSession
+	(*CacheMachineState)(nil), // 13: gouwsgi.raft.v1.CacheMachineState
 }
 var file_gouwsgi_raft_v1_raft_proto_depIdxs = []int32{
-	0, // 0: gouwsgi.raft.v1.RegisterMember.member:type_name -> gouwsgi.raft.v1.LegionMember
-	0, // 1: gouwsgi.raft.v1.LegionRecord.members:type_name -> gouwsgi.raft.v1.LegionMember
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: gouwsgi.raft.v1.RegisterMember.member:type_name -> gouwsgi.raft.v1.LegionMember
+	0,  // 1: gouwsgi.raft.v1.LegionRecord.members:type_name -> gouwsgi.raft.v1.LegionMember
+	8,  // 2: gouwsgi.raft.v1.CacheBatch.ops:type_name -> gouwsgi.raft.v1.CacheOp
+	10, // 3: gouwsgi.raft.v1.CacheBatchResult.results:type_name -> gouwsgi.raft.v1.CacheResult
+	12, // 4: gouwsgi.raft.v1.CacheMachineState.sessions:type_name -> gouwsgi.raft.v1.CacheSession
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_gouwsgi_raft_v1_raft_proto_init() }
@@ -681,7 +1131,7 @@ func file_gouwsgi_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gouwsgi_raft_v1_raft_proto_rawDesc), len(file_gouwsgi_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
