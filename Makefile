@@ -26,7 +26,7 @@ TEST_TIMEOUT ?= 15m
 export GOUWSGI_BIN := $(CURDIR)/bin/gouwsgi
 
 .PHONY: help deps build run test test-short test-race e2e lint fmt-check vet \
-	check-imports bench proto proto-lint proto-breaking generate-check docs clean
+	check-imports bench proto proto-lint proto-breaking generate-check proto-check docs clean
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -43,7 +43,7 @@ run: deps build ## serve examples/hello on http://127.0.0.1:9090 (one-node legio
 	@echo "gouwsgi: try  curl http://127.0.0.1:9090/  (stats: curl http://127.0.0.1:9191/)"
 	exec bin/gouwsgi --ini examples/run.ini
 
-test: deps build lint ## everything: lint, unit tests, e2e (GOUWSGI_E2E=1)
+test: deps build lint proto-check ## everything: lint, proto checks, unit tests, e2e (GOUWSGI_E2E=1)
 	GOUWSGI_E2E=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
 
 test-short: ## fast unit tests (no e2e, no multi-node)
@@ -56,6 +56,9 @@ e2e: deps build ## only the e2e tests (real python, nginx, clusters)
 	GOUWSGI_E2E=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./e2e/...
 
 lint: fmt-check vet check-imports ## gofmt, go vet, import rules
+
+# buf is built once into .bin (minutes on a cold Go cache, seconds after).
+proto-check: generate-check proto-lint proto-breaking ## generated code current, buf lint, buf breaking against main
 
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$out"; exit 1; fi

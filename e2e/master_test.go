@@ -342,3 +342,39 @@ func TestProcname(t *testing.T) {
 		t.Errorf("worker comm %q, want gouwsgi-worker", got)
 	}
 }
+
+// TestRecycleLifetimeAndRSS: max-worker-lifetime and reload-on-rss replace
+// workers gracefully while requests keep succeeding.
+func TestRecycleLifetimeAndRSS(t *testing.T) {
+	requireE2E(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		log  string
+	}{
+		{"max-worker-lifetime", []string{"--max-worker-lifetime", "2"}, `worker 1 lifetime reached, it was running for \d+ second\(s\)`},
+		// A Django worker is far above 1 MB: it is recycled at every check.
+		{"reload-on-rss", []string{"--reload-on-rss", "1"}, `worker 1 \(pid: \d+\) rss \d+ bytes above reload-on-rss 1048576: recycling`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, t.TempDir(), djangoArgs(repo(t), append([]string{"--processes", "1", "--disable-logging"}, tc.args...)...)...)
+			base := s.httpAddr()
+			s.ready(1)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ok, failed, wait := load(ctx, base+"/", 4)
+			s.waitLog(tc.log, 20*time.Second)
+			poll(t, 20*time.Second, "worker respawned", func() error {
+				if s.countLog(`Respawned uWSGI worker 1`) < 1 {
+					return fmt.Errorf("no respawn yet")
+				}
+				return nil
+			})
+			cancel()
+			wait()
+			if failed.Load() != 0 || ok.Load() == 0 {
+				t.Fatalf("%d requests failed, %d succeeded while recycling", failed.Load(), ok.Load())
+			}
+		})
+	}
+}
