@@ -26,7 +26,7 @@ TEST_TIMEOUT ?= 15m
 export GOUWSGI_BIN := $(CURDIR)/bin/gouwsgi
 
 .PHONY: help deps build run test test-short test-race e2e lint fmt-check vet \
-	check-imports bench proto proto-lint proto-breaking generate-check proto-check docs clean
+	check-imports bench bench-failover bench-raft proto proto-lint proto-breaking generate-check proto-check docs clean
 
 help: ## list the targets
 	@awk -F':.*## ' '/^[a-z0-9-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
@@ -72,6 +72,12 @@ check-imports: ## node !-> legion/rpc, legion !-> node, cache pure (go list -dep
 bench: deps ## gouwsgi vs uWSGI vs gunicorn (wrk); see bench/README.md
 	@$(MAKE) --no-print-directory build || echo "bench: build failed, bench/run.sh will skip gouwsgi"
 	bash bench/run.sh
+
+bench-failover: deps build ## lord failover: gouwsgi vs uWSGI's Legion in network namespaces (root)
+	bash bench/failover.sh
+
+bench-raft: ## replicated cache set throughput vs raw raft applies (3 nodes, loopback)
+	GOUWSGI_BENCH=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -v -run TestReplicatedSetThroughput ./legion/rcache/
 
 proto: deps ## regenerate proto/ Go code with protoc (pinned plugins in .bin)
 	@bash scripts/tools.sh protoc-gen-go protoc-gen-go-grpc
