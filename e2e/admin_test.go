@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gouwsgi/gouwsgi/e2e/lab"
 	adminv1 "github.com/gouwsgi/gouwsgi/proto/gouwsgi/admin/v1"
 	adminclient "github.com/gouwsgi/gouwsgi/rpc/client"
 )
@@ -348,7 +348,7 @@ func TestAdminNode(t *testing.T) {
 		wctx, stopWatch := context.WithCancel(ctx)
 		defer stopWatch()
 		watch := c.command(wctx, "-o", "json", "alarms", "watch")
-		var wout, werr syncBuffer
+		var wout, werr lab.SyncBuffer
 		watch.Stdout, watch.Stderr = &wout, &werr
 		if err := watch.Start(); err != nil {
 			t.Fatal(err)
@@ -556,7 +556,7 @@ func testTopPTY(t *testing.T, c ctl, cache string) {
 		t.Skipf("no pty: %v", err)
 	}
 	defer ptmx.Close()
-	var screen syncBuffer
+	var screen lab.SyncBuffer
 	go func() { _, _ = io.Copy(&screen, ptmx) }()
 	poll(t, 20*time.Second, "top to draw two frames with the workers", func() error {
 		s := screen.String()
@@ -589,24 +589,6 @@ func testTopPTY(t *testing.T, c ctl, cache string) {
 		}
 		return nil
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAdminSecurity: a node refuses at start to serve the admin API off

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,21 +25,7 @@ func djangoArgs(root string, extra ...string) []string {
 // readStats reads one JSON document from a stats unix socket.
 func readStats(t testing.TB, sock string) map[string]any {
 	t.Helper()
-	c, err := net.DialTimeout("unix", sock, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial stats %s: %v", sock, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("read stats: %v", err)
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("stats is not JSON: %v\n%s", err, b)
-	}
-	return doc
+	return readStatsFrom(t, "unix", sock)
 }
 
 func workersOf(doc map[string]any) []map[string]any {

@@ -20,7 +20,7 @@ const killWait = 10 * time.Second
 type Proc struct {
 	host string
 	cmd  *exec.Cmd
-	out  *syncBuffer // nil when the caller redirected both streams
+	out  *SyncBuffer // nil when the caller redirected both streams
 	done chan struct{}
 	err  error // set before done is closed
 }
@@ -28,7 +28,7 @@ type Proc struct {
 func startProc(host string, cmd *exec.Cmd) (*Proc, error) {
 	p := &Proc{host: host, cmd: cmd, done: make(chan struct{})}
 	if cmd.Stdout == nil || cmd.Stderr == nil {
-		p.out = &syncBuffer{}
+		p.out = &SyncBuffer{}
 		if cmd.Stdout == nil {
 			cmd.Stdout = p.out
 		}
@@ -106,20 +106,20 @@ func (p *Proc) Output() string {
 	return p.out.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec and
+// SyncBuffer is a bytes.Buffer safe for the writer goroutines of exec and
 // concurrent readers.
-type syncBuffer struct {
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
