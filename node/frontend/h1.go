@@ -567,6 +567,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		_ = b.c.c.SetReadDeadline(time.Now().Add(t))
 	}
 	n, err := b.r.Read(p)
+	if b.left < 0 && errors.Is(err, io.EOF) {
+		// httputil's chunked reader stops after the last chunk; the
+		// trailer section (usually just the final CRLF) is ours to read,
+		// or it would be taken for the start of the next request.
+		if terr := b.c.skipTrailer(); terr != nil {
+			err = terr
+		}
+	}
 	if b.left > 0 {
 		b.left -= int64(n)
 		if errors.Is(err, io.EOF) && b.left > 0 {
@@ -577,6 +585,29 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		b.err = err
 	}
 	return n, err
+}
+
+// skipTrailer reads the trailer section of a chunked body, up to and
+// including its empty line. Trailer fields are dropped: the app has long
+// been called with the request's vars.
+func (hc *h1Conn) skipTrailer() error {
+	read := 0
+	for {
+		line, err := hc.br.ReadSlice('\n')
+		read += len(line)
+		if read > maxHeadBytes {
+			return fmt.Errorf("chunked body trailer over %d bytes", maxHeadBytes)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read chunked body trailer: %w", err)
+		}
+		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+			return nil
+		}
+	}
 }
 
 // drain reads what the app left of the body so the next request can be

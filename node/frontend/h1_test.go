@@ -133,6 +133,8 @@ func TestHTTP1(t *testing.T) {
 			[]string{"CONTENT_LENGTH=5\n", "CONTENT_TYPE=text/plain\n", "body=hello"}, []string{"HTTP_CONTENT"}},
 		{"chunked body", "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
 			[]string{"body=abcdefg"}, []string{"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING"}},
+		{"chunked body, trailer, next request", "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+			[]string{"body=abc", "HTTP/1.1 200 OK", "PATH_INFO=/next\n"}, []string{"400 Bad Request"}},
 		{"expect 100-continue", "POST /p HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
 			[]string{"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", "body=hi"}, nil},
 		{"unread body drained", "POST /ignorebody HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabcGET /next HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
