@@ -72,6 +72,7 @@ check-imports: ## node !-> legion/rpc, legion !-> node, cache pure (go list -dep
 bench: deps ## gouwsgi vs uWSGI vs gunicorn (wrk); see bench/README.md
 	@$(MAKE) --no-print-directory build || echo "bench: build failed, bench/run.sh will skip gouwsgi"
 	bash bench/run.sh
+	bash bench/miss.sh
 
 bench-failover: deps build ## lord failover: gouwsgi vs uWSGI's Legion in network namespaces (root)
 	bash bench/failover.sh
