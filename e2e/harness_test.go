@@ -107,6 +107,8 @@ func start(t testing.TB, dir string, args ...string) *server {
 	s.cmd = exec.Command(gouwsgi, args...)
 	s.cmd.Dir = dir
 	s.cmd.Env = append(os.Environ(), debianPath())
+	// Its own process group, as a service has: tests can signal the group.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	s.cmd.Stdout, s.cmd.Stderr = pw, pw
 	if err := s.cmd.Start(); err != nil {

@@ -363,3 +363,41 @@ func TestRecycleLifetimeAndRSS(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupSIGTERM: SIGTERM to the whole process group (systemd's
+// default KillMode) still lets a request in flight finish: the workers
+// leave the shutdown to the master.
+func TestGroupSIGTERM(t *testing.T) {
+	requireE2E(t)
+	dir := t.TempDir()
+	stats := filepath.Join(dir, "stats.sock")
+	s := start(t, dir, djangoArgs(repo(t), "--processes", "1", "--stats", stats)...)
+	base := s.httpAddr()
+	s.ready(1)
+	res := make(chan int, 1)
+	go func() {
+		resp, err := client.Get(base + "/sleep?s=1.5")
+		if err != nil {
+			res <- 0
+			return
+		}
+		resp.Body.Close()
+		res <- resp.StatusCode
+	}()
+	poll(t, 10*time.Second, "request in flight", func() error {
+		if st := workersOf(readStats(t, stats))[0]["status"]; st != "busy" {
+			return fmt.Errorf("worker status %v", st)
+		}
+		return nil
+	})
+	// The master, the zygote and the workers share its process group.
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatalf("signal the process group: %v", err)
+	}
+	if code := <-res; code != 200 {
+		t.Fatalf("request in flight during a group SIGTERM: %d, want 200", code)
+	}
+	if err := s.wait(30 * time.Second); err != nil {
+		t.Fatalf("gouwsgi after SIGTERM: %v", err)
+	}
+}

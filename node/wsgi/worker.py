@@ -960,6 +960,10 @@ def main():
     # The worker dies quietly when the terminal's Ctrl-C reaches it too;
     # the master decides what happens next.
     _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    # SIGTERM sent to the whole process group (systemd's default stop)
+    # must not kill requests in flight: the master shuts down gracefully and
+    # ends workers by closing their connections (or SIGKILL after mercy).
+    _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
     sys.stdout.reconfigure(line_buffering=True)
     # What uWSGI shows apps that look at their command line.
     sys.argv = ["uwsgi"]
