@@ -90,12 +90,6 @@ func (t *memberTable) update(n *memberlist.Node, h Health) (prev Health, g gossi
 	return prev, *cur
 }
 
-func (t *memberTable) forget(id string) {
-	t.mu.Lock()
-	delete(t.m, id)
-	t.mu.Unlock()
-}
-
 func healthOf(s memberlist.NodeStateType) Health {
 	switch s {
 	case memberlist.StateAlive:

@@ -54,7 +54,6 @@ type Server struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	sockets []*socket
-	https   []*http.Server
 	wg      sync.WaitGroup
 	conns   sync.WaitGroup // uwsgi connections in flight
 }
