@@ -14,10 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gouwsgi/gouwsgi/node/request"
 	"github.com/gouwsgi/gouwsgi/node/wire"
+	"golang.org/x/sys/unix"
 )
 
 // h1Server serves plain HTTP/1.0 and 1.1 (http, http-socket) without
@@ -120,12 +122,21 @@ func (h *h1Server) closeConns(idleOnly bool) {
 
 // h1Conn is one client connection; it serves its requests in order.
 type h1Conn struct {
-	h    *h1Server
-	c    net.Conn
-	br   *bufio.Reader
-	bw   *bufio.Writer
-	idle atomic.Bool
-	head []byte // the request head being read
+	h *h1Server
+	c net.Conn
+	// br and bw come from a pool and go back to it whenever they hold
+	// nothing: a keep-alive connection that waits for its next request, or
+	// for a worker, keeps no buffer. With hundreds of connections that is
+	// most of the master's heap.
+	br *bufio.Reader
+	bw *bufio.Writer
+	// raw waits for the next request without a buffer; nil when the
+	// connection has no file descriptor to poll (then br is kept).
+	raw    syscall.RawConn
+	ready  func(fd uintptr) bool // hc.readable, bound once
+	polled bool                  // readable: the poller said so
+	idle   atomic.Bool
+	head   []byte // the request head being read
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -148,7 +159,85 @@ func newH1Conn(h *h1Server, c net.Conn) *h1Conn {
 	}
 	hc.w.c = hc
 	hc.w.header = http.Header{}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			hc.raw, hc.ready = raw, hc.readable
+		}
+	}
 	return hc
+}
+
+// readable is a syscall.RawConn.Read callback: false (wait for the poller)
+// while the socket has nothing to read. Once the poller woke it up it
+// trusts it rather than asking again, which would cost a syscall per
+// request; after a rare spurious wake-up the buffered read simply waits
+// itself. Data, end of stream and errors are all left to that read.
+func (hc *h1Conn) readable(fd uintptr) bool {
+	if hc.polled {
+		return true
+	}
+	hc.polled = true
+	var b [1]byte
+	for {
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err != unix.EINTR {
+			return err != unix.EAGAIN
+		}
+	}
+}
+
+// reader returns the connection's read buffer, taken from the pool if it
+// had none.
+func (hc *h1Conn) reader() *bufio.Reader {
+	if hc.br == nil {
+		hc.br = readers.Get().(*bufio.Reader)
+		hc.br.Reset(hc.c)
+	}
+	return hc.br
+}
+
+// releaseReader gives the read buffer back unless it holds bytes of a
+// pipelined request.
+func (hc *h1Conn) releaseReader() {
+	if hc.br == nil || hc.br.Buffered() > 0 || hc.raw == nil {
+		return
+	}
+	hc.br.Reset(nil)
+	readers.Put(hc.br)
+	hc.br = nil
+}
+
+// writer returns the connection's write buffer, taken from the pool if it
+// had none.
+func (hc *h1Conn) writer() *bufio.Writer {
+	if hc.bw == nil {
+		hc.bw = writers.Get().(*bufio.Writer)
+		hc.bw.Reset(hc.c)
+	}
+	return hc.bw
+}
+
+// releaseWriter gives the write buffer back once everything in it is sent.
+func (hc *h1Conn) releaseWriter() {
+	if hc.bw == nil || hc.bw.Buffered() > 0 {
+		return
+	}
+	hc.bw.Reset(nil)
+	writers.Put(hc.bw)
+	hc.bw = nil
+}
+
+// waitRequest blocks until the client sends something (or the read
+// deadline passes), holding a read buffer only if it must.
+func (hc *h1Conn) waitRequest() error {
+	if hc.br == nil {
+		hc.polled = false
+		if err := hc.raw.Read(hc.ready); err != nil {
+			return fmt.Errorf("wait for a request: %w", err)
+		}
+	}
+	_, err := hc.reader().Peek(1)
+	return err
 }
 
 // splitAddr returns host and port of a TCP address; a unix socket's peer
@@ -171,17 +260,18 @@ var (
 
 func (hc *h1Conn) serve() {
 	h := hc.h
-	hc.br = readers.Get().(*bufio.Reader)
-	hc.br.Reset(hc.c)
-	hc.bw = writers.Get().(*bufio.Writer)
-	hc.bw.Reset(hc.c)
+	hc.reader()
 	defer func() {
 		hc.cancel()
 		_ = hc.c.Close()
-		hc.br.Reset(nil)
-		readers.Put(hc.br)
-		hc.bw.Reset(nil)
-		writers.Put(hc.bw)
+		if hc.br != nil {
+			hc.br.Reset(nil)
+			readers.Put(hc.br)
+		}
+		if hc.bw != nil {
+			hc.bw.Reset(nil)
+			writers.Put(hc.bw)
+		}
 		h.mu.Lock()
 		delete(h.conns, hc)
 		h.mu.Unlock()
@@ -195,7 +285,7 @@ func (hc *h1Conn) serve() {
 		if t := h.s.cfg.HTTPTimeout; t > 0 {
 			_ = hc.c.SetReadDeadline(time.Now().Add(t))
 		}
-		if _, err := hc.br.Peek(1); err != nil {
+		if err := hc.waitRequest(); err != nil {
 			return
 		}
 		hc.idle.Store(false)
@@ -241,6 +331,9 @@ func (hc *h1Conn) serveRequest() bool {
 	}
 	if req.body != nil {
 		r.Body = req.body
+	} else {
+		// Nothing more to read until the response is out.
+		hc.releaseReader()
 	}
 	s.h.ServeRequest(rw, r)
 	if r.Log.Abort {
@@ -255,6 +348,8 @@ func (hc *h1Conn) serveRequest() bool {
 		w.closeAfter = true
 	}
 	err = w.finish()
+	hc.releaseWriter()
+	hc.releaseReader()
 	s.logRequest(r, rw, start)
 	return err == nil && !w.closeAfter
 }
@@ -263,7 +358,7 @@ func (hc *h1Conn) serveRequest() bool {
 func (hc *h1Conn) refuse(he *httpError) {
 	hc.h.s.log.Warn(fmt.Sprintf("HTTP request from %s refused: %s", hc.c.RemoteAddr(), he.msg))
 	text := strconv.Itoa(he.code) + " " + http.StatusText(he.code)
-	fmt.Fprintf(hc.bw, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", text, len(text)+2+len(he.msg), text+": "+he.msg)
+	fmt.Fprintf(hc.writer(), "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", text, len(text)+2+len(he.msg), text+": "+he.msg)
 	_ = hc.bw.Flush()
 }
 
@@ -282,7 +377,7 @@ func (hc *h1Conn) readHead() (*h1Request, error) {
 	buf := hc.head[:0]
 	lineStart := 0
 	for {
-		frag, err := hc.br.ReadSlice('\n')
+		frag, err := hc.reader().ReadSlice('\n')
 		buf = append(buf, frag...)
 		if len(buf) > maxHeadBytes {
 			return nil, &httpError{http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request head over %d bytes", maxHeadBytes)}
@@ -554,7 +649,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.expectContinue {
 		b.expectContinue = false
 		if !b.c.w.headWritten {
-			_, _ = b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			_, _ = b.c.writer().WriteString("HTTP/1.1 100 Continue\r\n\r\n")
 			if err := b.c.bw.Flush(); err != nil {
 				b.err = err
 				return 0, err
@@ -593,7 +688,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 func (hc *h1Conn) skipTrailer() error {
 	read := 0
 	for {
-		line, err := hc.br.ReadSlice('\n')
+		line, err := hc.reader().ReadSlice('\n')
 		read += len(line)
 		if read > maxHeadBytes {
 			return fmt.Errorf("chunked body trailer over %d bytes", maxHeadBytes)
@@ -719,7 +814,7 @@ func (w *h1Writer) Flush() {
 	if !w.headWritten && w.writeHead(false) != nil {
 		return
 	}
-	_ = w.c.bw.Flush()
+	_ = w.c.writer().Flush()
 }
 
 // ReadFrom copies a body (a static file) through the buffered writer.
@@ -734,7 +829,7 @@ type writerOnly struct{ io.Writer }
 // body. final means the handler is done, so the held-back body is all of it.
 func (w *h1Writer) writeHead(final bool) error {
 	w.headWritten = true
-	bw := w.c.bw
+	bw := w.c.writer()
 	body := w.bodyAllowed()
 	switch {
 	case !body:
@@ -811,7 +906,7 @@ func (w *h1Writer) writeBody(b []byte) (int, error) {
 		return 0, fmt.Errorf("response body longer than its Content-Length %d: %w", w.length, http.ErrContentLength)
 	}
 	w.written += int64(len(b))
-	bw := w.c.bw
+	bw := w.c.writer()
 	if w.chunked {
 		var hex [16]byte
 		_, _ = bw.Write(strconv.AppendInt(hex[:0], int64(len(b)), 16))
@@ -836,13 +931,13 @@ func (w *h1Writer) finish() error {
 		}
 	}
 	if w.chunked {
-		_, _ = w.c.bw.WriteString("0\r\n\r\n")
+		_, _ = w.c.writer().WriteString("0\r\n\r\n")
 	}
 	if w.length >= 0 && w.written != w.length && w.bodyAllowed() {
 		// The client would wait for the missing bytes.
 		w.closeAfter = true
 	}
-	return w.c.bw.Flush()
+	return w.c.writer().Flush()
 }
 
 // HeadSent reports whether the head went to the client; until then an

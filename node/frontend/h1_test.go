@@ -71,7 +71,12 @@ func echoHandler(w http.ResponseWriter, r *request.Request) {
 func startHTTP(t *testing.T, cfg Config) (addr string, stop func()) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := New(cfg, request.HandlerFunc(echoHandler), nil, log)
+	return serveHTTP(t, New(cfg, request.HandlerFunc(echoHandler), nil, log))
+}
+
+// serveHTTP serves s on a new plain HTTP listener.
+func serveHTTP(t *testing.T, s *Server) (addr string, stop func()) {
+	t.Helper()
 	a, err := s.AddHTTP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -235,6 +240,79 @@ func TestHTTP1Shutdown(t *testing.T) {
 		c2.Close()
 		t.Error("a new connection was accepted after shutdown")
 	}
+}
+
+// TestHTTP1IdleHoldsNoBuffers: keep-alive connections waiting for their
+// next request hold neither a read nor a write buffer (with hundreds of
+// them, those buffers were most of the master's heap), and a connection
+// that gave its buffers back serves its next request.
+func TestHTTP1IdleHoldsNoBuffers(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := New(DefaultConfig(), request.HandlerFunc(echoHandler), nil, log)
+	addr, stop := serveHTTP(t, s)
+	h := s.sockets[0].h1
+	const n = 8
+	conns := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	get := func(i int, path string) {
+		t.Helper()
+		if _, err := io.WriteString(conns[i], "GET "+path+" HTTP/1.1\r\nHost: h\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(readers[i], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if !strings.Contains(string(body), "PATH_INFO="+path+"\n") {
+			t.Fatalf("GET %s answered %q", path, body)
+		}
+	}
+	// allIdle waits until every connection waits for a request and, if
+	// asked, returns how many of them hold a buffer. idle is stored after
+	// the buffers are given back, so reading them after seeing it is
+	// race-free, as long as no request follows.
+	allIdle := func(look bool) (holding int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			idle, holding := 0, 0
+			h.mu.Lock()
+			for hc := range h.conns {
+				if hc.idle.Load() {
+					idle++
+					if look && (hc.br != nil || hc.bw != nil) {
+						holding++
+					}
+				}
+			}
+			h.mu.Unlock()
+			if idle == n {
+				return holding
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d connections idle after 5s", idle, n)
+			}
+		}
+	}
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i], readers[i] = c, bufio.NewReader(c)
+		get(i, fmt.Sprintf("/first/%d", i))
+	}
+	allIdle(false)
+	for i := range n {
+		get(i, fmt.Sprintf("/second/%d", i))
+	}
+	if holding := allIdle(true); holding > 0 {
+		t.Fatalf("%d of %d idle keep-alive connections hold a buffer", holding, n)
+	}
+	// The server closes them: no buffer is taken again.
+	stop()
 }
 
 // BenchmarkHTTPVars measures turning a typical browser request head into

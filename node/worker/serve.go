@@ -96,7 +96,7 @@ func (p *Pool) ServeRequest(w http.ResponseWriter, r *request.Request) {
 	}
 }
 
-var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 func requestHead(r *request.Request) string {
 	return r.Vars.Value("REQUEST_METHOD") + " " + r.Vars.Value("REQUEST_URI")
