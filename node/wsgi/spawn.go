@@ -109,18 +109,50 @@ func SetSubreaper() error {
 	return nil
 }
 
-// Wait reaps pid with wait4, retrying on EINTR, and returns its status.
+// Wait reaps pid and returns its status. It waits on a pidfd through the
+// runtime's poller, so a waiting goroutine does not pin an OS thread in
+// wait4 (one per worker otherwise: every thread costs the master its
+// stacks). Without pidfds (Linux before 5.10) it blocks in wait4.
 func Wait(pid int) (unix.WaitStatus, error) {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		_, ws, err := wait4(pid, 0)
+		return ws, err
+	}
+	f := os.NewFile(uintptr(fd), "pidfd:"+strconv.Itoa(pid))
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("wait for pid %d: %w", pid, err)
+	}
+	var ws unix.WaitStatus
+	var werr error
+	// A pidfd turns readable once the process is a zombie, so the wait4
+	// after a wake-up finds it; before that WNOHANG reaps nothing.
+	err = rc.Read(func(uintptr) bool {
+		var reaped int
+		reaped, ws, werr = wait4(pid, unix.WNOHANG)
+		return reaped != 0 || werr != nil
+	})
+	if err != nil {
+		return ws, fmt.Errorf("wait for pid %d: %w", pid, err)
+	}
+	return ws, werr
+}
+
+// wait4 calls wait4(2) for pid, retrying on EINTR; it returns the pid
+// reaped (0 with WNOHANG when pid has not exited yet).
+func wait4(pid, options int) (int, unix.WaitStatus, error) {
 	var ws unix.WaitStatus
 	for {
-		_, err := unix.Wait4(pid, &ws, 0, nil)
+		wpid, err := unix.Wait4(pid, &ws, options, nil)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return ws, fmt.Errorf("wait4 pid %d: %w", pid, err)
+			return 0, ws, fmt.Errorf("wait4 pid %d: %w", pid, err)
 		}
-		return ws, nil
+		return wpid, ws, nil
 	}
 }
 
@@ -418,6 +450,16 @@ func (s *zygoteSpawner) startZygote(ctx context.Context) (*zygote, error) {
 	}()
 	s.log.Info("zygote ready", "pid", pid)
 	return z, nil
+}
+
+// ZygotePID returns the pid of the running zygote, 0 when there is none.
+func (s *zygoteSpawner) ZygotePID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.z == nil || !s.z.alive() {
+		return 0
+	}
+	return s.z.pid
 }
 
 func (z *zygote) alive() bool {
