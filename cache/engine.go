@@ -82,8 +82,8 @@ type engine struct {
 
 	buckets []uint32
 	slots   []slot
-	keys    []byte // (Items-1)*KeySize, preallocated
-	data    []byte // dataBlocks*BlockSize, preallocated
+	keys    []byte // (Items-1)*KeySize, preallocated off the heap
+	data    []byte // dataBlocks*BlockSize, preallocated off the heap
 	free    []uint32
 	blocks  *blockMap // bitmap mode only
 
@@ -112,10 +112,10 @@ func newEngine(cfg Config, lazy bool, logger *slog.Logger) *engine {
 		logger:      logger,
 		buckets:     make([]uint32, cfg.HashSize),
 		slots:       make([]slot, cfg.Items),
-		keys:        make([]byte, (cfg.Items-1)*cfg.KeySize),
-		data:        make([]byte, cfg.dataBlocks()*cfg.BlockSize),
 		free:        make([]uint32, 0, cfg.Items-1),
 	}
+	e.keys = offHeap(e, (cfg.Items-1)*cfg.KeySize)
+	e.data = offHeap(e, cfg.dataBlocks()*cfg.BlockSize)
 	// Pushed in reverse so slot 1 is handed out first.
 	for i := cfg.Items - 1; i >= 1; i-- {
 		e.free = append(e.free, uint32(i))
