@@ -34,9 +34,12 @@ help: ## list the targets
 deps: ## install the Debian packages (idempotent, no-op when present)
 	@bash scripts/deps.sh
 
+# Static binaries: without cgo no libc is mapped into the master (measured
+# 0.6 MiB of its PSS under load). The pure-Go os/user reads /etc/passwd and
+# /etc/group for the %U/%G magic variables (names from LDAP & co. stay ids).
 build: ## build bin/gouwsgi and bin/gouwsgictl
 	@mkdir -p bin
-	$(GO) build $(GOFLAGS_TAGS) -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_TAGS) -o bin/ ./cmd/...
 
 run: deps build ## serve examples/hello on http://127.0.0.1:9090 (one-node legion)
 	@mkdir -p .run/legion

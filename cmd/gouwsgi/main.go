@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -31,6 +32,9 @@ import (
 const daemonEnv = "GOUWSGI_DAEMONIZED"
 
 func main() {
+	// Nothing reads gouwsgi's heap profiles: sampling one allocation per
+	// 512 KiB would walk its stack and keep bucket records for nothing.
+	runtime.MemProfileRate = 0
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
