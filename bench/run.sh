@@ -30,8 +30,10 @@ CASES=${CASES:-hello django}
 ROUTE_CACHE=${ROUTE_CACHE:-1}
 GOUWSGI=${GOUWSGI:-$root/bin/gouwsgi}
 WARMUP=1
-# Seconds of load before a server's memory is read.
-MEM_LOAD=2
+# Seconds of load before a server's memory is read (while the load goes on:
+# an idle server would look smaller than it is when it works, and gouwsgi
+# trims its start-up pages 2 s after start, which a short load would hide).
+MEM_LOAD=8
 READY_TIMEOUT=30
 STOP_TIMEOUT=15
 # The reference server in the ratio table.
@@ -248,11 +250,17 @@ measure() {
 		"${rps[$key]##* }" "${p99[$key]##* }" >&2
 }
 
+# record_mem SERVER CASE PID: the median of three readings a second apart.
 record_mem() {
-	local r p
-	read -r r p < <(mem_kb "$3")
-	rss["$1|$2"]=$(awk -v v="$r" 'BEGIN { printf "%.0f", v / 1024 }')
-	pss["$1|$2"]=$(awk -v v="$p" 'BEGIN { printf "%.0f", v / 1024 }')
+	local r p i rs="" ps=""
+	for i in 1 2 3; do
+		read -r r p < <(mem_kb "$3")
+		rs+=" $r"
+		ps+=" $p"
+		[ "$i" = 3 ] || sleep 1
+	done
+	rss["$1|$2"]=$(median %.1f <<<"$(awk -v RS=' ' 'NF { printf "%s ", $1 / 1024 }' <<<"$rs")")
+	pss["$1|$2"]=$(median %.1f <<<"$(awk -v RS=' ' 'NF { printf "%s ", $1 / 1024 }' <<<"$ps")")
 }
 
 warm_up() {
@@ -306,10 +314,14 @@ bench_case() {
 	done
 	# Memory alone: PSS splits a shared page among every process mapping it,
 	# so another server running beside it (same libpython) would lower it.
+	local loader
 	for server in "${up[@]}"; do
 		start "$server" "$case" "$path" || continue
-		wrk -t"$THREADS" -c"$1" -d"${MEM_LOAD}s" "$URL" >/dev/null 2>&1 || true
+		wrk -t"$THREADS" -c"$1" -d"$((MEM_LOAD + 4))s" "$URL" >/dev/null 2>&1 &
+		loader=$!
+		sleep "$MEM_LOAD"
 		record_mem "$server" "$case" "$PID"
+		wait "$loader" || true
 		stop "$PID"
 	done
 }
@@ -361,7 +373,7 @@ report() {
 	echo
 	echo "wrk -t$THREADS -d${DURATION}s on loopback, $RUNS runs per row alternating servers:"
 	echo "median [min–max] req/s, median latency. RSS/PSS: sum over the server's"
-	echo "process tree, running alone after ${MEM_LOAD}s of load. errors: non-2xx, timeouts,"
+	echo "process tree, running alone, median of 3 readings after ${MEM_LOAD}s of load. errors: non-2xx, timeouts,"
 	echo "connect errors (summed over the runs). Load average (1/5/15 min) at the start:"
 	echo "$load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg); above ~2, other work shared the cores."
 	echo
