@@ -183,6 +183,21 @@ func TestFiveNodesQuorum(t *testing.T) {
 	}
 	t.Logf("error seen by a client: %v", err)
 	c.rec.assertNoOverlap(t, killed)
+
+	// A graceful stop without quorum cannot hand anything over: it says so
+	// and leaves rather than wait out its whole timeout for a removal no
+	// leader can make.
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stopCancel()
+	if err := nodes[0].Shutdown(stopCtx); err != nil {
+		t.Fatalf("shutdown without quorum: %v", err)
+	}
+	if stopCtx.Err() != nil {
+		t.Fatal("shutdown without quorum waited out its whole timeout")
+	}
+	if !c.logs.contains(nodes[0].ID(), "no raft leader for") {
+		t.Error("shutdown without quorum did not say why it left without handing over")
+	}
 }
 
 func TestWrongSecretRefused(t *testing.T) {

@@ -156,7 +156,7 @@ func (k *keeper) renew(lg fsm.Legion) time.Time {
 			k.unlord("lordship revoked by the leader", "reason", reason)
 		}
 		k.released = lg.Epoch
-		k.release(lg.Epoch, false)
+		k.release(context.Background(), lg.Epoch, false)
 	case err != nil && time.Since(k.lastErr) > 2*time.Second:
 		k.lastErr = time.Now()
 		n.log.Warn("lord lease renewal failed", "legion", k.legion, "epoch", lg.Epoch, "err", err)
@@ -173,8 +173,8 @@ func (k *keeper) unlord(why string, args ...any) {
 
 // release commits that this node no longer holds epoch, so the leader
 // may name a successor without waiting for the lease to run out.
-func (k *keeper) release(epoch uint64, leaving bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), k.n.cfg.ApplyTimeout)
+func (k *keeper) release(ctx context.Context, epoch uint64, leaving bool) {
+	ctx, cancel := context.WithTimeout(ctx, k.n.cfg.ApplyTimeout)
 	defer cancel()
 	_, err := k.n.Apply(ctx, fsm.ReleaseLordType, &raftv1.ReleaseLord{
 		Legion: k.legion, NodeId: k.n.id, Epoch: epoch, TimeUnixNano: time.Now().UnixNano(), Leaving: leaving,
@@ -203,7 +203,7 @@ func (n *Node) releaseOnLeave(ctx context.Context, legion string) {
 	if lg.Lord == n.id {
 		epoch = lg.Epoch
 	}
-	k.release(epoch, true)
+	k.release(ctx, epoch, true)
 	// Wait (bounded) until the FSM no longer names this node, so the
 	// handover really started before this node disappears.
 	for ctx.Err() == nil {

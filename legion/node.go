@@ -419,6 +419,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) shutdown(ctx context.Context) error {
 	n.leaving.Store(true)
 	n.log.Info("leaving the cluster")
+	ctx, cancel := n.whileLeaderKnown(ctx)
+	defer cancel()
 	n.drain(ctx)
 	// Stop the keepers first so no new lordship starts; each releases the
 	// lordship it holds and marks this node draining.
@@ -443,6 +445,43 @@ func (n *Node) shutdown(ctx context.Context) error {
 	n.waitRemoved(ctx)
 	n.halt()
 	return nil
+}
+
+// whileLeaderKnown returns ctx, cancelled early once no Raft leader has
+// been known for leaderlessGrace: a node cut off from the quorum cannot
+// commit its release nor be removed, and waiting for either would only make
+// its stop take the whole shutdown timeout. It leaves as a dead node would;
+// the others reap it once they have a quorum again.
+func (n *Node) whileLeaderKnown(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	grace := leaderlessGrace(n.cfg)
+	go func() {
+		t := time.NewTicker(grace / 10)
+		defer t.Stop()
+		seen := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if addr, _ := n.raft.LeaderWithID(); addr != "" {
+					seen = now
+				} else if now.Sub(seen) >= grace {
+					n.log.Warn(fmt.Sprintf("no raft leader for %s: leaving without handing over (the others will reap this node)", grace.Round(time.Millisecond)))
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
+}
+
+// leaderlessGrace is how long a leaving node waits for a leader to appear:
+// long enough for an election (a leader that leaves transfers leadership
+// first), short against a shutdown timeout.
+func leaderlessGrace(c Config) time.Duration {
+	return max(time.Second, 5*c.ElectionTimeout)
 }
 
 // drain lets the reactor drain the fenced resources of every lordship this
