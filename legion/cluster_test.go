@@ -26,6 +26,14 @@ func TestSingleNodeBootstraps(t *testing.T) {
 	if st := n.Status(); st.Role != RoleLeader || len(st.Legions) != 1 || st.Legions[0].Lord != n.ID() || !st.Legions[0].IAmLord {
 		t.Fatalf("status %+v", st)
 	}
+	// Alone, the lord has nobody to resign to: a refusal callers can tell
+	// apart, and the lordship stays.
+	if _, err := n.ResignLord(context.Background(), "web"); !errors.Is(err, ErrNoSuccessor) {
+		t.Fatalf("ResignLord with no other member: %v, want ErrNoSuccessor", err)
+	}
+	if !n.IsLord("web") {
+		t.Fatal("a refused resignation gave up the lordship")
+	}
 }
 
 // Three nodes started at once, each naming the other two, always form

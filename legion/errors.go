@@ -21,6 +21,11 @@ var (
 	ErrNodeAlive = errors.New("node is alive")
 	// ErrNotRunning: the node has not started or has shut down.
 	ErrNotRunning = errors.New("legion node is not running")
+	// ErrNoLord: ResignLord on a legion that has no lord.
+	ErrNoLord = errors.New("legion has no lord")
+	// ErrNoSuccessor: ResignLord found no other alive, eligible member to
+	// hand the lordship to.
+	ErrNoSuccessor = errors.New("no other alive member with valor > 0 to hand the lordship to")
 	// ErrRefused: the state machine declined a committed command; the
 	// concrete error is a *RefusedError with the machine's message.
 	ErrRefused = errors.New("command refused by the state machine")

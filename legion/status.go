@@ -214,7 +214,7 @@ func (n *Node) ResignLord(ctx context.Context, legion string) (LegionStatus, err
 		return LegionStatus{}, fmt.Errorf("%w: %s", ErrUnknownLegion, legion)
 	}
 	if lg.Lord == "" {
-		return LegionStatus{}, fmt.Errorf("legion %s has no lord to resign", legion)
+		return LegionStatus{}, fmt.Errorf("legion %s: nothing to resign: %w", legion, ErrNoLord)
 	}
 	var cands []lord.Candidate
 	for _, m := range lg.Members {
@@ -223,7 +223,7 @@ func (n *Node) ResignLord(ctx context.Context, legion string) (LegionStatus, err
 	}
 	next, ok := lord.Pick(cands, "")
 	if !ok {
-		return LegionStatus{}, fmt.Errorf("legion %s: no other alive member with valor > 0 to hand the lordship to", legion)
+		return LegionStatus{}, fmt.Errorf("legion %s: %w", legion, ErrNoSuccessor)
 	}
 	return n.TransferLord(ctx, legion, next)
 }

@@ -95,7 +95,8 @@ func (b Legion) err(err error) error {
 		return fmt.Errorf("%w: %w", err, admin.ErrNotFound)
 	case errors.Is(err, legion.ErrNoQuorum):
 		return fmt.Errorf("%w: %w", err, admin.ErrUnavailable)
-	case errors.Is(err, legion.ErrNodeAlive), errors.Is(err, legion.ErrNotRunning), errors.Is(err, legion.ErrRefused):
+	case errors.Is(err, legion.ErrNodeAlive), errors.Is(err, legion.ErrNotRunning), errors.Is(err, legion.ErrRefused),
+		errors.Is(err, legion.ErrNoLord), errors.Is(err, legion.ErrNoSuccessor):
 		return fmt.Errorf("%w: %w", err, admin.ErrFailedPrecondition)
 	}
 	// Calls that need the leader fail with the legion's unexported
