@@ -233,8 +233,9 @@ func trimMemory(ctx context.Context, n *node.Node, log *slog.Logger) {
 			// back to the kernel now rather than when the scavenger gets to it.
 			debug.FreeOSMemory()
 			if err := n.TrimMemory(); err != nil {
+				// A zygote being replaced is gone for a moment; try again
+				// next time rather than never.
 				log.Debug("could not trim start-up pages", "err", err)
-				return
 			}
 			t.Reset(time.Minute)
 		}
