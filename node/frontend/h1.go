@@ -230,7 +230,7 @@ func (hc *h1Conn) releaseWriter() {
 // waitRequest blocks until the client sends something (or the read
 // deadline passes), holding a read buffer only if it must.
 func (hc *h1Conn) waitRequest() error {
-	if hc.br == nil {
+	if hc.br == nil && hc.raw != nil {
 		hc.polled = false
 		if err := hc.raw.Read(hc.ready); err != nil {
 			return fmt.Errorf("wait for a request: %w", err)
@@ -260,7 +260,6 @@ var (
 
 func (hc *h1Conn) serve() {
 	h := hc.h
-	hc.reader()
 	defer func() {
 		hc.cancel()
 		_ = hc.c.Close()
