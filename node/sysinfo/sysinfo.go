@@ -1,5 +1,7 @@
 // Package sysinfo reads the process facts a node reports (worker memory
-// for stats, memory-report and reload-on-rss) from /proc.
+// for stats, memory-report and reload-on-rss) from /proc, and hands pages
+// that only start-up needed back to the kernel (the master's executable,
+// the zygote's files).
 package sysinfo
 
 import (
