@@ -92,6 +92,11 @@ func serverName(host, fallback string) string {
 	if host == "" {
 		return fallback
 	}
+	// Without a port (after any IPv6 brackets) there is nothing to split,
+	// and SplitHostPort would allocate an error to say so.
+	if strings.LastIndexByte(host, ':') < strings.LastIndexByte(host, ']')+1 {
+		return host
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		return h
 	}
