@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,6 +277,13 @@ func TestCheaper(t *testing.T) {
 	s := start(t, dir, djangoArgs(repo(t), "--processes", "4", "--cheaper", "1", "--cheaper-overload", "1", "--stats", stats, "--disable-logging")...)
 	base := s.httpAddr()
 	s.ready(1)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Sized for the most workers cheaper may run, not the current few.
+		m := s.waitLog(`master uses (\d+) of \d+ cores for 4 workers`, 10*time.Second)
+		if want := strconv.Itoa(min(2, runtime.NumCPU())); m[1] != want {
+			t.Errorf("master uses %s cores for 4 workers, want %s (half a core per worker)", m[1], want)
+		}
+	}
 	running := func() int {
 		n := 0
 		for _, w := range workersOf(readStats(t, stats)) {
