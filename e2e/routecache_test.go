@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +101,13 @@ func TestSeedRouteCache(t *testing.T) {
 	s := start(t, dir, "--ini", ini, "--http", "127.0.0.1:0", "--stats", sock)
 	base := boundHTTP(s)
 	s.ready(1)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Cache hits are the master's own work: it keeps every core.
+		m := s.waitLog(`master uses (\d+) of (\d+) cores \(routes or static files answer requests without a worker\)`, 10*time.Second)
+		if m[1] != strconv.Itoa(runtime.GOMAXPROCS(0)) {
+			t.Errorf("master uses %s of %s cores with cache routes, want all %d the runtime found", m[1], m[2], runtime.GOMAXPROCS(0))
+		}
+	}
 
 	type answer struct {
 		calls  int

@@ -75,6 +75,9 @@ type Node struct {
 	workerOut *os.File
 	reload    chan bool // true = chain
 	stop      chan bool // true = graceful
+	// servesAlone: routes or static files answer some requests without
+	// a worker.
+	servesAlone bool
 }
 
 // New builds a node from cfg: it opens every listener and starts the

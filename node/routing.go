@@ -29,8 +29,13 @@ func (n *Node) router(next request.Handler) (request.Handler, error) {
 	if err := r.Validate(caches); err != nil {
 		return nil, err
 	}
+	n.servesAlone = r.ServesAlone()
 	return r.Handler(next, caches, n.log), nil
 }
+
+// ServesAlone reports whether the routing rules or static files let the
+// master answer some requests without a worker (router.ServesAlone).
+func (n *Node) ServesAlone() bool { return n.servesAlone }
 
 // routerCaches adapts the cache registry to the router's view of it.
 type routerCaches struct{ reg *cache.Registry }

@@ -41,6 +41,8 @@ type Config struct {
 	// caches lists the cache names the rules use; a rule refers to a cache
 	// by its index here, resolved once per Handler.
 	caches []string
+	// alone: a rule's action can answer without a worker.
+	alone bool
 }
 
 // StaticMap is one static-map (prefix stripped) or static-map2 (full path
@@ -154,6 +156,14 @@ type Router struct {
 
 // Config returns the parsed configuration.
 func (r *Router) Config() Config { return r.cfg }
+
+// ServesAlone reports whether the master may answer some requests without
+// a worker: static files, or a rule whose action answers (a cache hit, a
+// redirect, return, send, file). Those requests cost the master all their
+// CPU, so its share cannot be sized by the workers alone.
+func (r *Router) ServesAlone() bool {
+	return r.cfg.alone || len(r.cfg.StaticMaps) > 0 || len(r.cfg.CheckStatic) > 0
+}
 
 // parser holds what rule compilation shares: the cache names seen so far
 // and facts about the rule being compiled.
@@ -314,6 +324,7 @@ func (p *parser) action(s string) (actionFunc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("action %s: %w", name, err)
 	}
+	p.cfg.alone = p.cfg.alone || (spec.alone && p.chain == chainRequest)
 	return act, nil
 }
 

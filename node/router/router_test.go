@@ -525,3 +525,30 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// TestServesAlone: the master's CPU share is sized by its workers unless
+// some request can be answered without one.
+func TestServesAlone(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		lines []string
+		want  bool
+	}{
+		{[]string{"route = ^/old rewrite:/new", "route = .* addheader:X-A: 1", "response-route = .* delheader:Server"}, false},
+		{[]string{"route = ^/feedback cachestore:key=${REQUEST_URI},name=c"}, false},
+		{[]string{"final-route = .* break:"}, false},
+		{[]string{"route = ^/feedback cache:key=${REQUEST_URI},name=c"}, true},
+		{[]string{"route = ^/old redirect:/new"}, true},
+		{[]string{"route-if = equal:${PATH_INFO};/ping return:200"}, true},
+		{[]string{"static-map = /static=" + dir}, true},
+		{[]string{"check-static = " + dir}, true},
+	} {
+		r, err := Parse(opts(c.lines...))
+		if err != nil {
+			t.Fatalf("%q: %v", c.lines, err)
+		}
+		if got := r.ServesAlone(); got != c.want {
+			t.Errorf("%q: ServesAlone = %v, want %v", c.lines, got, c.want)
+		}
+	}
+}
