@@ -11,6 +11,11 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-6}
 CONNS=${CONNS:-64}
 GOUWSGI=${GOUWSGI:-$root/bin/gouwsgi}
+# Both configs run the master on the same number of cores, so the ratio is
+# the cost of the rules alone: by default a config with cache routes keeps
+# every core and one without gets half a core per worker (README), which
+# on a small host moves worker-bound throughput on its own.
+export GOMAXPROCS=${GOMAXPROCS:-$(nproc)}
 [ -x "$GOUWSGI" ] || { echo "miss.sh: $GOUWSGI missing: run make build" >&2; exit 1; }
 out=$(mktemp -d /tmp/gouwsgi-miss.XXXXXX)
 pids=()
