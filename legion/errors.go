@@ -80,7 +80,7 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 type aliveError struct{ id string }
 
 func (e *aliveError) Error() string {
-	return fmt.Sprintf("node %s is alive: stop it (it leaves by itself) before removing it", e.id)
+	return fmt.Sprintf("node %s is alive in the leader's gossip: stop it (it leaves by itself) before removing it; a node that just died is declared dead after a few seconds", e.id)
 }
 func (e *aliveError) Is(target error) bool     { return target == ErrNodeAlive }
 func (e *aliveError) FailedPrecondition() bool { return true }
