@@ -341,4 +341,9 @@ Options (see docs/options.md for defaults and differences from uWSGI):`)
 		fmt.Fprintf(tw, "  %s\t%s\n", names, doc)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, `
+Environment of the master (Go runtime):
+  GOMAXPROCS  cores the master uses; default half a core per worker, or every
+              core when routes or static files answer requests without a worker
+  GOGC        garbage collector target; default 50`)
 }

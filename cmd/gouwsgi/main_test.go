@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestMasterProcs(t *testing.T) {
 	for _, c := range []struct {
@@ -20,6 +23,18 @@ func TestMasterProcs(t *testing.T) {
 	} {
 		if got := masterProcs(c.workers, c.available, c.alone); got != c.want {
 			t.Errorf("masterProcs(%d workers, %d available, alone %v) = %d, want %d", c.workers, c.available, c.alone, got, c.want)
+		}
+	}
+}
+
+// TestHelpNamesRuntimeEnvironment: --help lists the options and the two
+// Go runtime variables that size the master.
+func TestHelpNamesRuntimeEnvironment(t *testing.T) {
+	var b strings.Builder
+	printHelp(&b)
+	for _, want := range []string{"--http ", "--processes", "GOMAXPROCS  cores the master uses", "GOGC "} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("--help does not mention %q", want)
 		}
 	}
 }
